@@ -32,7 +32,9 @@ class DataReport:
             {
                 "file": "" if file is None else str(file),
                 "line": None if line is None or pd.isna(line) else int(line),
-                "hole": "" if hole is None or (not isinstance(hole, str) and pd.isna(hole)) else str(hole),
+                "hole": ""
+                if hole is None or (not isinstance(hole, str) and pd.isna(hole))
+                else str(hole),
                 "code": code,
                 "what": what,
                 "action": action,

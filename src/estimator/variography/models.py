@@ -173,7 +173,9 @@ class VariogramModel:
         return cls(
             nugget=d.get("nugget", 0.0),
             structures=tuple(
-                Structure(s["type"], s["sill"], tuple(s["ranges"]), tuple(s.get("angles", (0, 0, 0))))
+                Structure(
+                    s["type"], s["sill"], tuple(s["ranges"]), tuple(s.get("angles", (0, 0, 0)))
+                )
                 for s in d.get("structures", ())
             ),
         )

@@ -1,0 +1,547 @@
+"""The run configuration: pydantic models for every section of SPEC section 3.
+
+``load_config(path)`` reads the YAML once, resolves relative paths against the config file's
+folder, checks that input files exist and validates everything before any work starts. Every
+problem becomes one line ``key.path: what is wrong (got value)`` in a single ``ConfigError``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from estimator.errors import ConfigError
+
+__all__ = ["RunConfig", "load_config", "parse_config"]
+
+
+def _resolve(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base")
+    path = Path(value).expanduser()
+    if not path.is_absolute() and base is not None:
+        path = Path(base) / path
+    return path
+
+
+def _resolve_existing(value: Path, info: ValidationInfo) -> Path:
+    path = _resolve(value, info)
+    if (info.context or {}).get("check_files", True) and not path.exists():
+        msg = f"file not found: {path}"
+        raise ValueError(msg)
+    return path
+
+
+#: A path resolved against the config's folder (output folders).
+OutPath = Annotated[Path, AfterValidator(_resolve)]
+#: An input file, resolved and checked to exist.
+InPath = Annotated[Path, AfterValidator(_resolve_existing)]
+Triple = tuple[float, float, float]
+PositiveTriple = tuple[PositiveFloat, PositiveFloat, PositiveFloat]
+IntTriple = tuple[PositiveInt, PositiveInt, PositiveInt]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# -- data -----------------------------------------------------------------------------------
+class AssayFile(_Section):
+    """One assay file (a tranche of results)."""
+
+    path: InPath
+    tranche: str | None = None
+
+
+class DataConfig(_Section):
+    """Input tables and the value rules (SPEC section 2)."""
+
+    collars: InPath | None = None
+    surveys: InPath | None = None
+    assays: list[AssayFile] = Field(default_factory=list)
+    zones: InPath | None = None
+    samples: InPath | None = None
+    dip: Literal["negative_down", "positive_down"] = "negative_down"
+    columns: dict[str, str] = Field(default_factory=dict)
+    below_detection: Literal["half", "zero", "limit"] = "half"
+    unsampled: Literal["nan", "zero"] = "nan"
+    sentinels: list[float] = Field(default_factory=lambda: [-99.0, -999.0])
+    length_unit: str | None = None
+    grade_unit: str | None = None
+
+    @field_validator("assays", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        if v is None:
+            return []
+        if isinstance(v, (str, Path, dict)):
+            v = [v]
+        return [{"path": item} if isinstance(item, (str, Path)) else item for item in v]
+
+    @model_validator(mode="after")
+    def _drillholes_or_samples(self) -> DataConfig:
+        if self.samples is None:
+            missing = [k for k in ("collars", "assays") if not getattr(self, k)]
+            if missing:
+                msg = (
+                    f"no {' and no '.join(missing)} given: configure data.collars, data.surveys and "
+                    "data.assays (drillholes) or data.samples (positioned points)"
+                )
+                raise ValueError(msg)
+        return self
+
+    @property
+    def drillholes(self) -> bool:
+        """True when the data are drillholes (collars/surveys/assays), not positioned samples."""
+        return self.samples is None
+
+
+# -- domains, compositing, capping ----------------------------------------------------------
+class DomainConfig(_Section):
+    """One estimation domain: a wireframe and/or logged zone codes."""
+
+    name: str
+    wireframe: InPath | None = None
+    density: PositiveFloat | None = None
+    zone_code: str | list[str] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name_ok(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]+", v):
+            msg = f"domain names may use letters, digits, '_', '-' and '.', got {v!r}"
+            raise ValueError(msg)
+        return v
+
+    @property
+    def zone_codes(self) -> list[str]:
+        """The logged zone codes that map to this domain."""
+        if self.zone_code is None:
+            return []
+        return [self.zone_code] if isinstance(self.zone_code, str) else list(self.zone_code)
+
+
+class CompositesConfig(_Section):
+    """Down-hole compositing within each domain (SPEC section 6)."""
+
+    length: PositiveFloat
+    min_length: PositiveFloat | None = None
+    residual: Literal["merge", "drop"] = "merge"
+
+    @model_validator(mode="after")
+    def _min_le_length(self) -> CompositesConfig:
+        if self.min_length is not None and self.min_length > self.length:
+            msg = f"min_length ({self.min_length}) must not exceed length ({self.length})"
+            raise ValueError(msg)
+        return self
+
+
+_CAP_RULE = re.compile(r"^p(\d+(\.\d+)?)$")
+
+
+def _check_cap(v: float | str) -> float | str:
+    if isinstance(v, str):
+        m = _CAP_RULE.match(v.strip().lower())
+        if not m or not 0 < float(m.group(1)) <= 100:
+            msg = f"a cap is a grade value or a percentile rule like 'p99.5', got {v!r}"
+            raise ValueError(msg)
+        return v.strip().lower()
+    if v <= 0:
+        msg = f"a cap must be positive, got {v!r}"
+        raise ValueError(msg)
+    return v
+
+
+CapValue = Annotated[float | str, AfterValidator(_check_cap)]
+
+
+# -- variography ----------------------------------------------------------------------------
+class StructureConfig(_Section):
+    """One nested structure of a variogram model."""
+
+    type: Literal["spherical", "exponential", "gaussian"]
+    sill: NonNegativeFloat
+    ranges: PositiveTriple
+    angles: Triple = (0.0, 0.0, 0.0)
+
+
+class ModelConfig(_Section):
+    """A variogram model: nugget plus nested structures (SPEC section 3)."""
+
+    nugget: NonNegativeFloat = 0.0
+    structures: list[StructureConfig] = Field(min_length=1)
+
+    def to_model(self):
+        """The :class:`~estimator.variography.models.VariogramModel` this config describes."""
+        from estimator.variography.models import VariogramModel
+
+        return VariogramModel.from_dict(self.model_dump())
+
+
+class ExperimentalConfig(_Section):
+    """Experimental variogram settings (variography stage)."""
+
+    lag: PositiveFloat | None = None
+    n_lags: PositiveInt = 12
+    lag_tolerance: PositiveFloat | None = None
+    angle_tolerance: PositiveFloat = 22.5
+    bandwidth_h: PositiveFloat | None = None
+    bandwidth_v: PositiveFloat | None = None
+    measure: Literal["semivariogram", "correlogram", "pairwise_relative"] = "semivariogram"
+    normal_score: bool = False
+    downhole_lag: PositiveFloat | None = None
+    directions: list[tuple[float, float]] | None = None
+
+
+class FitConfig(_Section):
+    """Model fitting settings (variography stage)."""
+
+    n_structures: Annotated[int, Field(ge=1, le=3)] = 2
+    types: list[Literal["spherical", "exponential", "gaussian"]] | None = None
+    nugget: NonNegativeFloat | None = None
+    angles: Triple | None = None
+
+
+class VariographyEntry(_Section):
+    """Variography of one grade in one domain: an explicit model, or fitting settings."""
+
+    model: ModelConfig | None = None
+    experimental: ExperimentalConfig = Field(default_factory=ExperimentalConfig)
+    fit: FitConfig = Field(default_factory=FitConfig)
+
+
+# -- block model and estimation -------------------------------------------------------------
+class BlockModelConfig(_Section):
+    """Regular grid; ``origin`` is the minimum corner; ``rotation`` degrees clockwise about z."""
+
+    origin: Triple
+    block_size: PositiveTriple
+    shape: IntTriple
+    rotation: float = 0.0
+    subcells: IntTriple = (4, 4, 4)
+
+
+class OctantConfig(_Section):
+    """Octant search limits."""
+
+    max_per_octant: PositiveInt
+    min_octants: Annotated[int, Field(ge=0, le=8)] = 0
+
+
+class PassConfig(_Section):
+    """One search pass: an ellipsoid (or ``scale`` of the previous one) and sample limits."""
+
+    ranges: PositiveTriple | None = None
+    angles: Triple | None = None
+    scale: PositiveFloat | None = None
+    min_samples: PositiveInt = 1
+    max_samples: PositiveInt = 24
+    max_per_hole: Annotated[int, Field(ge=0)] = 0
+    octants: OctantConfig | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PassConfig:
+        if self.min_samples > self.max_samples:
+            msg = (
+                f"min_samples ({self.min_samples}) must not exceed max_samples ({self.max_samples})"
+            )
+            raise ValueError(msg)
+        if self.ranges is not None and self.scale is not None:
+            msg = (
+                "give either ranges (a new ellipsoid) or scale (the previous one scaled), not both"
+            )
+            raise ValueError(msg)
+        return self
+
+
+class EstimationConfig(_Section):
+    """Estimator, block discretisation and search passes."""
+
+    method: Literal["ok", "sk", "idw", "nn"] = "ok"
+    discretisation: IntTriple = (3, 3, 3)
+    passes: list[PassConfig] = Field(min_length=1)
+    sk_mean: float | dict[str, float | dict[str, float]] | None = None
+    idw_power: PositiveFloat = 2.0
+
+    @model_validator(mode="after")
+    def _first_pass_has_ranges(self) -> EstimationConfig:
+        if self.passes and self.passes[0].ranges is None:
+            msg = "passes[0] needs ranges: [major, semi-major, minor] (scale refers to a previous pass)"
+            raise ValueError(msg)
+        for i, p in enumerate(self.passes[1:], start=1):
+            if p.ranges is None and p.scale is None:
+                msg = f"passes[{i}] needs ranges or scale"
+                raise ValueError(msg)
+        if self.method == "sk" and self.sk_mean is None:
+            msg = "method sk needs estimation.sk_mean (the declared mean)"
+            raise ValueError(msg)
+        return self
+
+    def resolved_passes(self) -> list[dict]:
+        """Passes with absolute ranges and angles (``scale`` applied to the previous pass)."""
+        out: list[dict] = []
+        ranges: tuple[float, ...] = ()
+        angles: tuple[float, ...] = (0.0, 0.0, 0.0)
+        for p in self.passes:
+            if p.ranges is not None:
+                ranges = tuple(p.ranges)
+            else:
+                ranges = tuple(r * p.scale for r in ranges)
+            if p.angles is not None:
+                angles = tuple(p.angles)
+            out.append(
+                {
+                    "ranges": ranges,
+                    "angles": angles,
+                    "min_samples": p.min_samples,
+                    "max_samples": p.max_samples,
+                    "max_per_hole": p.max_per_hole,
+                    "max_per_octant": p.octants.max_per_octant if p.octants else 0,
+                    "min_octants": p.octants.min_octants if p.octants else 0,
+                }
+            )
+        return out
+
+
+class ClassRule(_Section):
+    """One resource class; a block takes the first class whose every condition it meets."""
+
+    name: str
+    max_pass: PositiveInt | None = None
+    min_slope: float | None = None
+    min_samples: PositiveInt | None = None
+    min_holes: PositiveInt | None = None
+    max_dist: PositiveFloat | None = None
+
+
+class ClassificationConfig(_Section):
+    """Resource classification rules, applied to the first grade's estimate."""
+
+    grade: str | None = None
+    classes: list[ClassRule] = Field(min_length=1)
+
+
+class ReportConfig(_Section):
+    """Grade-tonnage reporting."""
+
+    cutoffs: list[NonNegativeFloat] = Field(default_factory=lambda: [0.0])
+    grade: str | None = None
+
+
+class InterceptsConfig(_Section):
+    """Significant-intercept rules (SPEC section 6)."""
+
+    cutoff: PositiveFloat
+    min_length: PositiveFloat
+    max_dilution: NonNegativeFloat = 0.0
+    including: PositiveFloat | None = None
+    grade: str | None = None
+
+    @model_validator(mode="after")
+    def _including_above_cutoff(self) -> InterceptsConfig:
+        if self.including is not None and self.including <= self.cutoff:
+            msg = f"including ({self.including}) must be above cutoff ({self.cutoff})"
+            raise ValueError(msg)
+        return self
+
+
+class ComputeConfig(_Section):
+    """Where the block estimates are computed."""
+
+    scheduler: str = "threads"
+    chunks: IntTriple = (64, 64, 32)
+    workers: PositiveInt | None = None
+
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler_ok(cls, v: str) -> str:
+        if v in ("threads", "processes", "synchronous") or re.match(r"^(tcp|tls|inproc|ucx)://", v):
+            return v
+        msg = f"expected threads, processes, synchronous or a scheduler address like tcp://host:8786, got {v!r}"
+        raise ValueError(msg)
+
+
+class RunConfig(_Section):
+    """The whole run (SPEC section 3)."""
+
+    name: str
+    data: DataConfig
+    grades: list[str] = Field(min_length=1)
+    domains: list[DomainConfig] = Field(default_factory=list)
+    composites: CompositesConfig | None = None
+    capping: dict[str, dict[str, CapValue]] = Field(default_factory=dict)
+    variography: dict[str, dict[str, VariographyEntry]] = Field(default_factory=dict)
+    block_model: BlockModelConfig | None = None
+    estimation: EstimationConfig | None = None
+    classification: ClassificationConfig | None = None
+    report: ReportConfig = Field(default_factory=ReportConfig)
+    intercepts: InterceptsConfig | None = None
+    compute: ComputeConfig = Field(default_factory=ComputeConfig)
+    output: OutPath = Path("runs")
+    source: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("grades")
+    @classmethod
+    def _lower_unique(cls, v: list[str]) -> list[str]:
+        low = [g.strip().lower() for g in v]
+        dup = sorted({g for g in low if low.count(g) > 1})
+        if dup:
+            msg = f"grades must be unique, {', '.join(dup)} given twice"
+            raise ValueError(msg)
+        return low
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> RunConfig:
+        problems = []
+        names = [d.name for d in self.domains]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            problems.append(f"domains: names must be unique, {', '.join(dup)} given twice")
+        known = set(names) if names else {"all"}
+        for section in ("capping", "variography"):
+            for dom, per_grade in getattr(self, section).items():
+                if dom not in known:
+                    problems.append(
+                        f"{section}.{dom}: no such domain (domains are {', '.join(sorted(known))})"
+                    )
+                for g in per_grade:
+                    if g.lower() not in self.grades:
+                        problems.append(
+                            f"{section}.{dom}.{g}: no such grade (grades are {', '.join(self.grades)})"
+                        )
+        for key in ("report", "intercepts", "classification"):
+            sec = getattr(self, key)
+            g = getattr(sec, "grade", None) if sec is not None else None
+            if g is not None and g.lower() not in self.grades:
+                problems.append(
+                    f"{key}.grade: {g!r} is not one of grades ({', '.join(self.grades)})"
+                )
+        if self.estimation is not None and self.block_model is None:
+            problems.append("estimation is configured but block_model is missing")
+        if self.data.samples is not None and self.composites is not None:
+            problems.append(
+                "composites: positioned samples (data.samples) are not composited; remove it"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    # -- convenience -------------------------------------------------------------------------
+    @property
+    def domain_names(self) -> list[str]:
+        """Domain names in config order (``["all"]`` when none are configured)."""
+        return [d.name for d in self.domains] or ["all"]
+
+    def domain(self, name: str) -> DomainConfig | None:
+        """The domain config called ``name`` (None for the implicit ``all``)."""
+        return next((d for d in self.domains if d.name == name), None)
+
+
+# -- loading --------------------------------------------------------------------------------
+_TYPE_TAGS = {"float", "int", "str", "bool", "list", "dict", "tuple", "none", "path"}
+
+
+def _fmt_loc(loc: tuple) -> str:
+    """``("estimation", "passes", 0, "ranges")`` -> ``estimation.passes[0].ranges``.
+
+    Pydantic inserts union-branch tags (``float``, ``function-after[...]``) into locations;
+    they are not keys, so they are left out.
+    """
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            continue
+        text = str(part)
+        if (
+            text.lower() in _TYPE_TAGS
+            or any(c in text for c in "[]()")
+            or text.startswith("function-")
+        ):
+            continue
+        out += ("." if out else "") + text
+    return out or "(top level)"
+
+
+def _format_errors(err: ValidationError) -> list[str]:
+    lines = []
+    seen = set()
+    for e in err.errors():
+        loc = _fmt_loc(e["loc"])
+        msg = e["msg"]
+        for prefix in ("Value error, ", "Assertion failed, "):
+            msg = msg.removeprefix(prefix)
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check its spelling against SPEC section 3)"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        value = e.get("input")
+        shown = (
+            ""
+            if e["type"] in ("missing", "extra_forbidden") and value is None
+            else f" (got {value!r})"
+        )
+        if isinstance(value, dict) or repr(value) in msg:
+            shown = ""
+        line = f"{loc}: {msg}{shown}"
+        if line not in seen:
+            seen.add(line)
+            lines.append(line)
+    return lines
+
+
+def parse_config(
+    raw: dict, base: Path | None = None, *, source: str = "config", check_files=True
+) -> RunConfig:
+    """Validate a config mapping; relative paths resolve against ``base``.
+
+    Raises
+    ------
+    ConfigError
+        One line per problem: ``key.path: what is wrong (got value)``.
+    """
+    if not isinstance(raw, dict):
+        msg = f"{source}: expected a YAML mapping of sections (name, data, grades, ...), got {type(raw).__name__}"
+        raise ConfigError(msg)
+    raw = dict(raw)
+    if "output" not in raw and "name" in raw:
+        raw["output"] = f"runs/{raw['name']}"
+    try:
+        cfg = RunConfig.model_validate(raw, context={"base": base, "check_files": check_files})
+    except ValidationError as err:
+        lines = _format_errors(err)
+        msg = f"{source}: {len(lines)} problem(s) in the configuration:\n  " + "\n  ".join(lines)
+        raise ConfigError(msg) from None
+    return cfg
+
+
+def load_config(path: str | Path, *, check_files: bool = True) -> RunConfig:
+    """Read and validate the YAML config at ``path`` (the only place YAML is parsed)."""
+    path = Path(path)
+    if not path.is_file():
+        msg = f"config file not found: {path}"
+        raise ConfigError(msg)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        msg = f"{path.name}:{where} is not valid YAML: {getattr(err, 'problem', err)}"
+        raise ConfigError(msg) from None
+    cfg = parse_config(raw, base=path.resolve().parent, source=path.name, check_files=check_files)
+    return cfg.model_copy(update={"source": path.resolve()})
