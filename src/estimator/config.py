@@ -496,7 +496,7 @@ def _format_errors(err: ValidationError) -> list[str]:
             if e["type"] in ("missing", "extra_forbidden") and value is None
             else f" (got {value!r})"
         )
-        if isinstance(value, dict) or repr(value) in msg:
+        if isinstance(value, dict) or f"got {value!r}" in msg:
             shown = ""
         line = f"{loc}: {msg}{shown}"
         if line not in seen:
