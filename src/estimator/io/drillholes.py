@@ -1,0 +1,481 @@
+"""Read drillhole tables and positioned samples (SPEC section 2).
+
+CSV files are read as text (UTF-8, a byte-order mark tolerated), their columns matched to
+canonical names (case-insensitive, with aliases and ``data.columns``), and handed to
+:mod:`estimator.drillholes.validate`, which parses values and reports every problem.
+Only fatal problems raise :class:`~estimator.errors.DataError`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from estimator.drillholes import validate as v
+from estimator.drillholes.tables import Drillholes
+from estimator.errors import DataError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from estimator.datareport import DataReport
+
+__all__ = [
+    "ASSAY_COLUMNS",
+    "COLLAR_COLUMNS",
+    "SAMPLE_COLUMNS",
+    "SURVEY_COLUMNS",
+    "ZONE_COLUMNS",
+    "find_columns",
+    "read_drillholes",
+    "read_gslib",
+    "read_samples",
+]
+
+_HOLE = ("BHID", "HOLEID", "HOLE_ID", "HOLE", "DHID")
+_FROM_TO = {"from": ("FROM", "FROM_M", "DEPTH_FROM"), "to": ("TO", "TO_M", "DEPTH_TO")}
+
+#: Canonical column -> accepted names (matched case-insensitively), per table.
+COLLAR_COLUMNS = {
+    "hole_id": _HOLE,
+    "x": ("X", "EAST", "EASTING", "XCOLLAR"),
+    "y": ("Y", "NORTH", "NORTHING", "YCOLLAR"),
+    "z": ("Z", "ELEV", "ELEVATION", "RL", "ZCOLLAR"),
+    "depth": ("DEPTH", "LENGTH", "EOH", "MAX_DEPTH", "TD"),
+}
+# Inclination (0 = horizontal vs 0 = vertical, depending on the software) is a different
+# convention from dip, so it is deliberately not an alias: map it explicitly if it is a dip.
+SURVEY_COLUMNS = {
+    "hole_id": _HOLE,
+    "depth": ("DEPTH", "AT", "DISTANCE"),
+    "azimuth": ("AZ", "AZM", "AZIMUTH", "BRG", "BEARING"),
+    "dip": ("DIP",),
+}
+ASSAY_COLUMNS = {"hole_id": _HOLE, **_FROM_TO}
+ZONE_COLUMNS = {"hole_id": _HOLE, **_FROM_TO, "zone": ("ZONE", "DOMAIN", "CODE")}
+# Point data sets often carry an ``elev`` covariate (meuse: height above the river), so the
+# short form is not a sample elevation alias; map it with data.columns.z if it is one.
+SAMPLE_COLUMNS = {
+    "hole_id": _HOLE,
+    "x": ("X", "EAST", "EASTING", "XLOCATION"),
+    "y": ("Y", "NORTH", "NORTHING", "YLOCATION"),
+    "z": ("Z", "ELEVATION", "RL", "ZLOCATION"),
+}
+
+
+def find_columns(
+    header: Iterable[str],
+    canonical: Mapping[str, Sequence[str]],
+    mapping: Mapping[str, str] | None,
+    file: str,
+    *,
+    optional: Iterable[str] = (),
+    table: str | None = None,
+) -> dict[str, str | None]:
+    """Match a file's columns to canonical names.
+
+    For each canonical name the file column is, in order of preference: the one named by
+    ``mapping["<table>.<name>"]``, then ``mapping[name]``, then the canonical name itself,
+    then the first alias present. Matching is case-insensitive and ignores surrounding blanks.
+
+    Parameters
+    ----------
+    header : iterable of str
+        The file's column names.
+    canonical : mapping of str to sequence of str
+        Canonical name -> aliases (e.g. :data:`COLLAR_COLUMNS`).
+    mapping : mapping of str to str or None
+        ``data.columns``: canonical name (optionally ``table.name``) -> file column name.
+    file : str
+        File name, for messages.
+    optional : iterable of str, optional
+        Canonical names that may be absent (returned as ``None``).
+    table : str, optional
+        Table name (``collars``, ``surveys``, ``assays``, ``zones``, ``samples``) for the
+        qualified ``mapping`` keys.
+
+    Returns
+    -------
+    dict
+        Canonical name -> file column name (``None`` for an absent optional column).
+
+    Raises
+    ------
+    DataError
+        When a required column is absent; the message lists what was looked for.
+    """
+    header = [str(h) for h in header]
+    by_upper: dict[str, str] = {}
+    for h in header:
+        by_upper.setdefault(h.strip().upper(), h)
+    mapping = mapping or {}
+    optional = set(optional)
+    found: dict[str, str | None] = {}
+    for name, aliases in canonical.items():
+        keys = (f"{table}.{name}", name) if table else (name,)
+        mapped = [mapping[k] for k in keys if k in mapping]
+        wanted = [*mapped, name, *aliases]
+        hit = next(
+            (by_upper[w.strip().upper()] for w in wanted if w.strip().upper() in by_upper), None
+        )
+        if hit is None and name not in optional:
+            looked = ", ".join(dict.fromkeys(w.upper() for w in wanted))
+            msg = (
+                f"{file}: no column for {name!r} (looked for {looked}; columns are "
+                f"{', '.join(header)}). Map it with data.columns.{name}"
+            )
+            raise DataError(msg)
+        found[name] = hit
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_path(path, key: str) -> Path:
+    if path is None:
+        msg = f"data.{key} is not set"
+        raise DataError(msg)
+    path = Path(path)
+    if not path.is_file():
+        msg = f"data.{key}: file {str(path)!r} does not exist"
+        raise DataError(msg)
+    return path
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """A CSV as text: every value a ``str`` ("" when empty), plus ``_file`` and ``_line``."""
+    try:
+        df = pd.read_csv(
+            path,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            skip_blank_lines=False,
+            encoding="utf-8-sig",
+        )
+    except pd.errors.EmptyDataError:
+        msg = f"{path.name}: the file is empty (expected a header line and rows)"
+        raise DataError(msg) from None
+    except UnicodeDecodeError as err:
+        msg = f"{path.name}: not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8"
+        raise DataError(msg) from None
+    except pd.errors.ParserError as err:
+        msg = f"{path.name}: cannot be read as CSV ({err})"
+        raise DataError(msg) from None
+    df = df.fillna("")
+    # Header is line 1; blank lines are kept by the reader so line numbers stay true.
+    df["_line"] = np.arange(2, len(df) + 2, dtype="int64")
+    data = df.columns[:-1]
+    if len(data) and len(df):
+        maybe = (df[data[0]].str.strip() == "").to_numpy()
+        if maybe.any():
+            rest = df.loc[maybe, data].apply(lambda c: c.str.strip())
+            blank = (rest == "").all(axis=1)
+            df = df.drop(index=blank.index[blank.to_numpy()])
+    df["_file"] = path.name
+    return df
+
+
+def _read_gslib_text(path: Path) -> pd.DataFrame:
+    """A GSLIB (Geo-EAS) file as text columns, with ``_file`` and ``_line``."""
+    lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
+    try:
+        ncol = int(lines[1].split()[0])
+    except (IndexError, ValueError):
+        msg = f"{path.name}: not a GSLIB file (line 2 should be the number of columns)"
+        raise DataError(msg) from None
+    names = [lines[2 + i].strip() for i in range(ncol)]
+    first = 2 + ncol
+    rows, numbers = [], []
+    for k, text in enumerate(lines[first:]):
+        parts = text.split()
+        if not parts:
+            continue
+        parts = (parts + [""] * ncol)[:ncol]
+        rows.append(parts)
+        numbers.append(first + k + 1)
+    df = pd.DataFrame(rows, columns=names, dtype=str)
+    df["_line"] = np.asarray(numbers, dtype="int64")
+    df["_file"] = path.name
+    return df
+
+
+def _is_gslib(path: Path) -> bool:
+    with path.open(encoding="utf-8-sig", errors="replace") as f:
+        head = [f.readline() for _ in range(2)]
+    return len(head) == 2 and "," not in head[0] and head[1].strip().isdigit()
+
+
+def read_gslib(path) -> pd.DataFrame:
+    """Read a GSLIB-format file: a title line, the number of columns, one name per line, values.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One float column per name (as spelt in the file; unparseable values NaN), plus ``_line``
+        (1-based line in the file). Missing-value codes such as -999 are kept as they are.
+    """
+    df = _read_gslib_text(_check_path(path, "samples"))
+    for col in df.columns[:-2]:
+        df[col] = v.to_numbers(df[col])
+    return df.drop(columns="_file")
+
+
+def _select(raw: pd.DataFrame, cols: Mapping[str, str | None]) -> pd.DataFrame:
+    """Canonical-named text columns (absent optional ones left out) plus ``_file, _line``."""
+    out = pd.DataFrame({name: raw[col] for name, col in cols.items() if col is not None})
+    out["_file"] = raw["_file"]
+    out["_line"] = raw["_line"]
+    return out
+
+
+def _grade_columns(header, grades: Sequence[str], mapping: Mapping[str, str]) -> dict[str, str]:
+    """Grade name -> file column for the grades this file has (case-insensitive)."""
+    by_upper: dict[str, str] = {}
+    for h in header:
+        by_upper.setdefault(str(h).strip().upper(), h)
+    found = {}
+    for g in grades:
+        for w in (mapping.get(g), g):
+            if w is not None and w.strip().upper() in by_upper:
+                found[g] = by_upper[w.strip().upper()]
+                break
+    return found
+
+
+def _rules(data) -> v.ValueRules:
+    return v.ValueRules(
+        below_detection=getattr(data, "below_detection", "half"),
+        unsampled=getattr(data, "unsampled", "nan"),
+        sentinels=tuple(float(s) for s in getattr(data, "sentinels", (-99.0, -999.0))),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Drillholes
+# ---------------------------------------------------------------------------------------------
+
+
+def _read_assays(data, grades, rules, report) -> pd.DataFrame:
+    mapping = data.columns or {}
+    entries = list(data.assays or [])
+    if not entries:
+        msg = "data.assays is empty: drillholes need at least one assay file"
+        raise DataError(msg)
+    frames, seen = [], set()
+    for order, entry in enumerate(entries):
+        path = _check_path(getattr(entry, "path", entry), "assays")
+        tranche = getattr(entry, "tranche", None) or path.stem
+        raw = _read_csv(path)
+        cols = find_columns(raw.columns[:-2], ASSAY_COLUMNS, mapping, path.name, table="assays")
+        gcols = _grade_columns(raw.columns[:-2], grades, mapping)
+        seen.update(gcols)
+        df = _select(raw, cols)
+        for g, c in gcols.items():
+            df[f"_g_{g}"] = raw[c]
+        df = v.clean_intervals(df, report)
+        for g in grades:
+            if g in gcols:
+                df[g] = v.parse_grade(df, f"_g_{g}", g, rules, report, source=gcols[g])
+            else:
+                df[g] = np.nan
+                report.add(
+                    path.name, None, "", "not_sampled",
+                    f"no column for {g} (tranche {tranche}); {len(df)} rows",
+                    "set to NaN (not sampled)",
+                )  # fmt: skip
+        df["tranche"] = tranche
+        df["_order"] = order
+        frames.append(df[["hole_id", "from", "to", "tranche", *grades, "_file", "_line", "_order"]])
+    missing = [g for g in grades if g not in seen]
+    if missing:
+        files = ", ".join(Path(getattr(e, "path", e)).name for e in entries)
+        msg = (
+            f"grade {', '.join(map(repr, missing))} is in no assay file ({files}); "
+            f"check the grades list or map it with data.columns.{missing[0]}"
+        )
+        raise DataError(msg)
+    assays = pd.concat(frames, ignore_index=True)
+    if len(frames) > 1:
+        assays = v.supersede_tranches(assays, report)
+    return assays.drop(columns="_order")
+
+
+def read_drillholes(data, grades: Sequence[str], report: DataReport) -> Drillholes:
+    """Read, check and repair the collar, survey, assay and zone tables.
+
+    Parameters
+    ----------
+    data : object
+        The ``data`` config section: ``collars``, ``surveys``, ``assays`` (objects with ``path``
+        and ``tranche``), ``zones``, ``dip``, ``columns``, ``below_detection``, ``unsampled``
+        and ``sentinels`` (see SPEC section 2). Paths are already absolute.
+    grades : sequence of str
+        Grade names to read (matched case-insensitively or through ``data.columns``).
+    report : DataReport
+        Receives one row per problem (codes in :mod:`estimator.drillholes.validate`).
+
+    Returns
+    -------
+    Drillholes
+        Validated tables: dips negative down, azimuths in [0, 360), sorted by hole and depth,
+        ``_file``/``_line`` on every row. Collars without survey rows get one vertical survey
+        row (``_file = ""``, ``_line = 0``).
+
+    Raises
+    ------
+    DataError
+        A missing collar table or file, a required column absent, a grade in no assay file,
+        dips that contradict ``data.dip``, or nothing (or no value of a grade) left.
+    """
+    grades = [g.lower() for g in grades]
+    mapping = data.columns or {}
+    rules = _rules(data)
+    if data.collars is None:
+        msg = "data.collars is not set: drillholes need a collar table (or give data.samples)"
+        raise DataError(msg)
+    path = _check_path(data.collars, "collars")
+    raw = _read_csv(path)
+    cols = find_columns(
+        raw.columns[:-2], COLLAR_COLUMNS, mapping, path.name, optional=("depth",), table="collars"
+    )
+    collars, left_out = v.clean_collars(_select(raw, cols), report)
+    if collars.empty:
+        msg = f"{path.name}: no usable collar left after validation (see the data report)"
+        raise DataError(msg)
+
+    dip = getattr(data, "dip", "negative_down")
+    if data.surveys is not None:
+        path = _check_path(data.surveys, "surveys")
+        raw = _read_csv(path)
+        cols = find_columns(raw.columns[:-2], SURVEY_COLUMNS, mapping, path.name, table="surveys")
+        surveys = v.keep_collared(
+            v.clean_surveys(_select(raw, cols), dip, report), collars, report, left_out
+        )
+    else:
+        surveys = pd.DataFrame(
+            {"hole_id": pd.Series(dtype=str), "depth": pd.Series(dtype=float),
+             "azimuth": pd.Series(dtype=float), "dip": pd.Series(dtype=float),
+             "_file": pd.Series(dtype=str), "_line": pd.Series(dtype="int64")}
+        )  # fmt: skip
+
+    assays = v.keep_collared(_read_assays(data, grades, rules, report), collars, report, left_out)
+    assays = v.drop_overlaps(assays, report)
+
+    zones = None
+    if getattr(data, "zones", None) is not None:
+        path = _check_path(data.zones, "zones")
+        raw = _read_csv(path)
+        cols = find_columns(raw.columns[:-2], ZONE_COLUMNS, mapping, path.name, table="zones")
+        zones = v.clean_intervals(_select(raw, cols), report)
+        zones["zone"] = zones["zone"].astype(str).str.strip()
+        zones = v.drop_overlaps(v.keep_collared(zones, collars, report, left_out), report)
+        zones = zones[["hole_id", "from", "to", "zone", "_file", "_line"]]
+
+    surveys = v.check_end_of_hole(
+        collars, surveys, [assays] + ([zones] if zones is not None else []), report
+    )
+    surveys = v.add_missing_surveys(surveys, collars, report, table_given=data.surveys is not None)
+
+    if assays.empty:
+        msg = "no assay interval left after validation (see the data report)"
+        raise DataError(msg)
+    for g in grades:
+        if not np.isfinite(assays[g].to_numpy()).any():
+            msg = f"no sampled value of {g!r} left in the assays after validation"
+            raise DataError(msg)
+    return Drillholes(
+        collars=collars,
+        surveys=surveys.reset_index(drop=True),
+        assays=assays.reset_index(drop=True),
+        zones=None if zones is None else zones.reset_index(drop=True),
+        grades=tuple(grades),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Samples
+# ---------------------------------------------------------------------------------------------
+
+
+def read_samples(data, grades: Sequence[str], report: DataReport) -> pd.DataFrame:
+    """Read positioned samples (``data.samples``): CSV, or GSLIB format.
+
+    Parameters
+    ----------
+    data : object
+        The ``data`` config section (``samples``, ``columns`` and the value rules).
+    grades : sequence of str
+        Grade names to read.
+    report : DataReport
+        Receives value-rule rows, ``missing_coordinate`` (row left out) and ``no_elevation``
+        (one row when the file has no z column: 2-D data, z set to 0).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``x, y, z, hole_id, <grades>, _file, _line`` in file order; ``hole_id`` is ``""``
+        when the file has none.
+
+    Raises
+    ------
+    DataError
+        Missing file, no x or y column, a grade not in the file, or no row left.
+    """
+    grades = [g.lower() for g in grades]
+    path = _check_path(data.samples, "samples")
+    raw = _read_gslib_text(path) if _is_gslib(path) else _read_csv(path)
+    header = raw.columns[:-2]
+    mapping = data.columns or {}
+    cols = find_columns(
+        header, SAMPLE_COLUMNS, mapping, path.name, optional=("hole_id", "z"), table="samples"
+    )
+    gcols = _grade_columns(header, grades, mapping)
+    missing = [g for g in grades if g not in gcols]
+    if missing:
+        msg = (
+            f"{path.name}: no column for grade {', '.join(map(repr, missing))} (columns are "
+            f"{', '.join(header)}). Map it with data.columns.{missing[0]}"
+        )
+        raise DataError(msg)
+    df = _select(raw, cols)
+    df["hole_id"] = df["hole_id"].astype(str).str.strip() if "hole_id" in df else ""
+    if "z" not in df:
+        looked = ", ".join(SAMPLE_COLUMNS["z"])
+        report.add(
+            path.name, None, "", "no_elevation",
+            f"no elevation column (looked for {looked}): 2-D data",
+            "z set to 0 for every sample",
+        )  # fmt: skip
+        df["z"] = "0"
+    keep = np.ones(len(df), dtype=bool)
+    for c in ("x", "y", "z"):
+        values = v.to_numbers(df[c])
+        this = np.isnan(values) & keep
+        v._add_each(
+            report, df.loc[this], "missing_coordinate",
+            lambda r, c=c: f"sample {c} is {r[c].strip()!r}", "row left out",
+        )  # fmt: skip
+        keep &= ~np.isnan(values)
+        df[c] = values
+    df = df.loc[keep]
+    rules = _rules(data)
+    for g in grades:
+        graw = df.assign(_g=raw.loc[keep, gcols[g]])
+        df[g] = v.parse_grade(graw, "_g", g, rules, report, source=gcols[g])
+    df = df[["x", "y", "z", "hole_id", *grades, "_file", "_line"]]
+    if df.empty:
+        msg = f"{path.name}: no sample left after validation (see the data report)"
+        raise DataError(msg)
+    return df.reset_index(drop=True)
