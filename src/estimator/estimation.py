@@ -77,9 +77,15 @@ def fill_fractions(ds: xr.Dataset, cfg: RunConfig, grid, wireframes: dict) -> xr
 
 
 def _hole_codes(comps: pd.DataFrame) -> np.ndarray:
-    """Integer hole codes, stable for given hole names (sorted unique names)."""
-    names = comps["hole_id"].astype(str).to_numpy()
-    _, codes = np.unique(names, return_inverse=True)
+    """Integer hole codes, stable for given hole names (sorted unique names).
+
+    Positioned samples without a hole id (``""``) each count as a hole of their own, so
+    ``max_per_hole`` never lumps unrelated points together.
+    """
+    names = comps["hole_id"].astype(str).to_numpy().astype(object)
+    blank = names == ""
+    names[blank] = [f"\x00row{i}" for i in np.flatnonzero(blank)]
+    _, codes = np.unique(names.astype(str), return_inverse=True)
     return codes.astype(np.int64)
 
 

@@ -128,6 +128,7 @@ def stage_composites(state: RunState) -> None:
             residual=c.residual,
             tranche_order=tranche_order,
         )
+        comps = _drop_empty_composites(comps, cfg.grades, state.report)
         mids = 0.5 * (comps["from"].to_numpy(float) + comps["to"].to_numpy(float))
         xyz = desurvey(holes.collars, holes.surveys, comps["hole_id"].to_numpy(), mids)
         comps.insert(4, "x", xyz[:, 0])
@@ -138,6 +139,24 @@ def stage_composites(state: RunState) -> None:
     state.counts["composites"] = len(comps)
     state.counts["composites_by_domain"] = _value_counts(comps["domain"])
     state.files["composites"] = str(output.write_csv(state.out / "composites.csv", comps))
+
+
+def _drop_empty_composites(comps: pd.DataFrame, grades: list[str], report: DataReport) -> pd.DataFrame:
+    """Leave out composites with no sampled length for any grade (one summary line per domain)."""
+    covered = comps[[f"covered_{g}" for g in grades]].to_numpy(float)
+    empty = ~(covered > 0).any(axis=1)
+    if empty.any():
+        for dom, n in _value_counts(comps.loc[empty, "domain"]).items():
+            length = float(comps.loc[empty & (comps["domain"] == dom).to_numpy(), "length"].sum())
+            report.add(
+                "composites.csv",
+                None,
+                None,
+                "empty_composite",
+                f"{n} composites in domain {dom} ({length:g} length units) hold no sampled assay",
+                "left out of composites.csv",
+            )
+    return comps.loc[~empty].reset_index(drop=True)
 
 
 def _apply_caps(cfg: RunConfig, comps: pd.DataFrame, report: DataReport) -> pd.DataFrame:
