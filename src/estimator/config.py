@@ -7,6 +7,7 @@ problem becomes one line ``key.path: what is wrong (got value)`` in a single ``C
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -36,7 +37,7 @@ def _resolve(value: Path, info: ValidationInfo) -> Path:
     path = Path(value).expanduser()
     if not path.is_absolute() and base is not None:
         path = Path(base) / path
-    return path
+    return Path(os.path.normpath(path))
 
 
 def _resolve_existing(value: Path, info: ValidationInfo) -> Path:

@@ -169,7 +169,7 @@ def _apply_caps(cfg: RunConfig, comps: pd.DataFrame, report: DataReport) -> pd.D
         for grade, rule in per_grade.items():
             values = comps.loc[sel, grade].to_numpy(float)
             capped, cap = cap_values(values, rule)
-            changed = np.flatnonzero(capped != values)
+            changed = np.flatnonzero(values > cap)  # NaN compares False: never "capped"
             sub = comps.loc[sel].iloc[changed]
             for (_, row), old in zip(sub.iterrows(), values[changed], strict=True):
                 report.add(
