@@ -1,0 +1,95 @@
+"""End-to-end: the console commands on the bundled demo and the real Babbitt data."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from estimator.cli import main
+from estimator.demo import make_demo
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "configs" / "demo" / "demo.yaml"
+BABBITT = ROOT / "configs" / "babbitt.yaml"
+
+
+def test_check_demo_reports_every_seeded_error(tmp_path, capsys):
+    assert main(["check", str(DEMO), "--out", str(tmp_path), "--quiet"]) == 0
+    report = pd.read_csv(tmp_path / "data_report.csv", dtype={"line": "Int64"})
+    for err in make_demo().errors:
+        rows = report[(report["file"] == err.file) & (report["code"] == err.code)]
+        if err.code == "no_collar":
+            # one line per hole and file, with the row count
+            assert (rows["hole"] == err.hole).any(), err
+        else:
+            assert ((rows["line"] == err.line) & (rows["hole"] == err.hole)).any(), err
+    out = capsys.readouterr().out
+    assert "Config" in out
+    assert "Data report:" in out
+
+
+def test_run_until_composites_demo(tmp_path):
+    assert main(["run", str(DEMO), "--until", "composites", "--out", str(tmp_path), "--quiet"]) == 0
+    comps = pd.read_csv(tmp_path / "composites.csv")
+    assert list(comps.columns[:9]) == ["hole_id", "from", "to", "length", "x", "y", "z", "domain", "tranche"]
+    assert set(comps["domain"]) <= {"offset", "cowboy", "outlaw", "sheriff", "roby"}
+    assert set(comps["tranche"]) == {"2011-06-28", "2011-09-14"}
+    # composites never cross a domain boundary and are 2 m (merged residuals up to < 3 m)
+    assert comps["length"].max() < 3.0
+    meta = json.loads((tmp_path / "run.json").read_text())
+    assert meta["finished_stage"] == "composites"
+    assert meta["counts"]["composites"] == len(comps)
+    assert len(meta["inputs"]) == 1 + 2 + 3 + 5  # config, collars/surveys/zones, 2 assay files, 5 wireframes
+
+
+@pytest.mark.slow
+def test_babbitt_check_and_composites(tmp_path):
+    assert main(["run", str(BABBITT), "--until", "composites", "--out", str(tmp_path), "--quiet"]) == 0
+    report = pd.read_csv(tmp_path / "data_report.csv")
+    assert (report["code"] == "wireframe_open_body").sum() == 3  # Mpz.stl's three slivers
+    assert (report["code"] == "survey_past_end_of_hole").sum() == 70
+    comps = pd.read_csv(tmp_path / "composites.csv")
+    assert set(comps["domain"]) == {"mpz"}
+    # 10 ft composites in feet: nothing converted to metres
+    assert comps["length"].median() == 10.0
+
+
+def test_bad_config_exits_2_with_key_path(tmp_path, capsys):
+    raw = yaml.safe_load(DEMO.read_text())
+    raw["estimation"]["passes"][0]["max_samples"] = 4
+    raw["data"]["collars"] = "nowhere.csv"
+    for p in DEMO.parent.iterdir():
+        shutil.copy(p, tmp_path / p.name)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    assert main(["check", str(bad), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "data.collars: file not found" in err
+    assert "estimation.passes[0]: min_samples (8) must not exceed max_samples (4)" in err
+
+
+def test_missing_column_exits_2_naming_the_file(tmp_path, capsys):
+    for p in DEMO.parent.iterdir():
+        shutil.copy(p, tmp_path / p.name)
+    collars = pd.read_csv(tmp_path / "collars.csv").rename(columns={"hole_id": "ddh_name"})
+    collars.to_csv(tmp_path / "collars.csv", index=False)
+    assert main(["check", str(tmp_path / "demo.yaml"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "collars.csv" in err
+    assert "hole_id" in err
+
+
+def test_intercepts_demo_reads_like_a_release(tmp_path, capsys):
+    assert main(["intercepts", str(DEMO), "--out", str(tmp_path), "--quiet"]) == 0
+    table = pd.read_csv(tmp_path / "intercepts.csv")
+    assert list(table.columns) == ["hole_id", "from", "to", "length", "grade", "zone", "kind"]
+    offset = table[(table["zone"] == "offset") & (table["kind"] == "interval")]
+    assert (offset["length"] >= 10).any()
+    assert offset["grade"].between(3.0, 8.0).mean() > 0.5
+    assert (table["kind"] == "including").any()
+    out = capsys.readouterr().out
+    assert "Including" in out
+    assert "Offset Zone" in out
