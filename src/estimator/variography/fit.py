@@ -1,0 +1,564 @@
+"""Fitting nested anisotropic variogram models, and the variography stage for one domain and grade.
+
+The workflow is a resource geologist's: the nugget from the down-hole variogram at short lags;
+the axes of continuity from direction fans, refined on the 3D variogram map
+(:mod:`estimator.variography.directions`); experimental variograms along the three principal
+axes (read in the rotated frame of those axes); then 1 to 3 structures with one shared
+orientation and ranges per axis, fitted jointly to the principal directions (and the down-hole
+variogram) by pair-weighted least squares, with sills summing to the variance.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import least_squares
+
+from estimator.errors import DataError, EstimationWarning
+from estimator.variography.directions import (
+    find_axes_fan,
+    fit_orientation,
+    nested_gamma,
+)
+from estimator.variography.experimental import (
+    MEASURES,
+    OMNI,
+    Direction,
+    direction_vector,
+    downhole_variogram,
+    experimental_variogram,
+    normal_scores,
+)
+from estimator.variography.models import STRUCTURE_TYPES, Structure, VariogramModel
+
+PRINCIPAL = ("major", "semi-major", "minor")
+
+
+@dataclass(frozen=True)
+class VariographySettings:
+    """Settings of the variography stage (config ``variography.<domain>.<grade>``).
+
+    ``experimental`` group: ``lag`` (None: half the data's diagonal / ``n_lags``), ``n_lags``,
+    ``lag_tolerance`` (None: lag / 2), ``tolerance`` (degrees), ``dip_tolerance`` (None: same),
+    ``bandwidth_h`` and ``bandwidth_v`` (None: no limit), ``measure``, ``normal_score``,
+    ``downhole_lag`` (None: median spacing down the holes), ``downhole_n_lags``.
+    ``fit`` group: ``n_structures``, ``types``, ``nugget`` (a number fixes it), ``nugget_method``
+    (``"fit"``: fitted with the structures, starting from the down-hole estimate; ``"downhole"``:
+    the down-hole variogram's first ``nugget_lags`` lags extrapolated to zero and kept),
+    ``nugget_lags``, ``angles`` (None: found), ``fan_step``,
+    ``refine_orientation``, ``include_downhole``, ``min_pairs``.
+    """
+
+    lag: float | None = None
+    n_lags: int = 12
+    lag_tolerance: float | None = None
+    tolerance: float = 22.5
+    dip_tolerance: float | None = None
+    bandwidth_h: float | None = None
+    bandwidth_v: float | None = None
+    measure: str = "semivariogram"
+    normal_score: bool = False
+    downhole_lag: float | None = None
+    downhole_n_lags: int = 10
+    n_structures: int = 2
+    types: tuple[str, ...] = ("spherical",)
+    nugget: float | None = None
+    nugget_method: str = "fit"
+    nugget_lags: int = 3
+    angles: tuple[float, float, float] | None = None
+    fan_step: float = 15.0
+    refine_orientation: bool = True
+    include_downhole: bool = True
+    min_pairs: int = 30
+
+    def __post_init__(self):
+        if self.measure not in MEASURES:
+            msg = f"variography measure {self.measure!r} is not one of {', '.join(MEASURES)}"
+            raise ValueError(msg)
+        if not 1 <= int(self.n_structures) <= 3:
+            msg = f"n_structures must be 1, 2 or 3; got {self.n_structures!r}"
+            raise ValueError(msg)
+        if self.nugget_method not in ("fit", "downhole"):
+            msg = f"nugget_method must be 'fit' or 'downhole'; got {self.nugget_method!r}"
+            raise ValueError(msg)
+        bad = [t for t in self.types if t not in STRUCTURE_TYPES]
+        if bad:
+            msg = f"unknown structure types {bad!r}; expected {', '.join(STRUCTURE_TYPES)}"
+            raise ValueError(msg)
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> VariographySettings:
+        """Build from a flat dict or from ``{"experimental": {...}, "fit": {...}}``."""
+        d = dict(d or {})
+        flat = {**d.pop("experimental", {}), **d.pop("fit", {}), **d}
+        flat.pop("model", None)
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(flat) - names)
+        if unknown:
+            msg = f"unknown variography settings {unknown}; expected some of {sorted(names)}"
+            raise ValueError(msg)
+        if "types" in flat:
+            flat["types"] = tuple(flat["types"])
+        if flat.get("angles") is not None:
+            flat["angles"] = tuple(float(a) for a in flat["angles"])
+        return cls(**flat)
+
+    def to_dict(self) -> dict:
+        """Plain dict of every field (types as a list)."""
+        d = asdict(self)
+        d["types"] = list(self.types)
+        return d
+
+
+def _structure_types(types, n):
+    return tuple(types[i % len(types)] for i in range(n))
+
+
+def principal_directions(settings: VariographySettings, ranges=None) -> list[Direction]:
+    """The three principal directions, read in the frame of the model's axes.
+
+    The minor axis is vertical in that frame, so its azimuth tolerance is 90 degrees (a cone of
+    half-angle ``dip_tolerance`` around it). Bandwidths left as None in ``settings`` are half the
+    semi-major (``bandwidth_h``) and minor (``bandwidth_v``) of ``ranges`` when given (they keep
+    pairs off the major axis from shortening its apparent range), else unlimited.
+    """
+    tol = settings.tolerance
+    dtol = tol if settings.dip_tolerance is None else settings.dip_tolerance
+    bh, bv = (math.inf, math.inf) if ranges is None else (0.5 * ranges[1], 0.5 * ranges[2])
+    bh = bh if settings.bandwidth_h is None else settings.bandwidth_h
+    bv = bv if settings.bandwidth_v is None else settings.bandwidth_v
+    return [
+        Direction(0.0, 0.0, tol, dtol, bh, bv, name="major"),
+        Direction(90.0, 0.0, tol, dtol, bh, bv, name="semi-major"),
+        Direction(0.0, -90.0, 90.0, dtol, bh, bv, name="minor"),
+    ]
+
+
+def nugget_from_downhole(
+    table: pd.DataFrame, n_lags: int = 3, variance: float | None = None
+) -> float:
+    """Nugget as the intercept of a pair-weighted line through the first down-hole lags.
+
+    Clipped to ``[0, variance]``; NaN when fewer than two lags have pairs.
+    """
+    t = table[(table["n_pairs"] > 0) & np.isfinite(table["gamma"])].head(n_lags)
+    if len(t) < 2:
+        return math.nan
+    w = t["n_pairs"].to_numpy(float)
+    x, y = t["distance"].to_numpy(float), t["gamma"].to_numpy(float)
+    _slope, icpt = np.polyfit(x, y, 1, w=np.sqrt(w))
+    hi = np.inf if variance is None else variance
+    return float(np.clip(icpt, 0.0, hi))
+
+
+def _unpack(p, ns, variance, nugget):
+    """Parameters -> (ranges (ns, 3), sills (ns,), nugget, total sill)."""
+    r = [np.exp(p[0:3])]
+    for i in range(1, ns):
+        r.append(
+            r[-1] * np.exp(p[3 * i : 3 * i + 3])
+        )  # every axis grows from one structure to the next
+    rest = list(p[3 * ns :])
+    total = variance if variance is not None else rest.pop(0)
+    nug = nugget if nugget is not None else rest.pop(0) * total
+    w, left = [], 1.0
+    for f in rest:
+        w.append(left * f)
+        left *= 1.0 - f
+    w.append(left)
+    return np.array(r), (total - nug) * np.asarray(w), nug, total
+
+
+def fit_model(
+    experimental: pd.DataFrame,
+    angles,
+    n_structures: int = 2,
+    variance: float | None = None,
+    nugget: float | None = None,
+    types=("spherical",),
+    *,
+    min_pairs: int = 30,
+    initial_ranges=None,
+    initial_nugget: float | None = None,
+    max_range: float | None = None,
+    downhole_directions=None,
+) -> tuple[VariogramModel, dict]:
+    """Fit nugget + nested structures with one orientation to directional experimental variograms.
+
+    Parameters
+    ----------
+    experimental : pandas.DataFrame
+        Rows ``direction, azimuth, dip, distance, gamma, n_pairs`` (world azimuth and dip of each
+        direction, e.g. the principal directions and the down-hole variogram). Rows without a
+        direction (omnidirectional), without gamma or with fewer than ``min_pairs`` pairs are
+        left out.
+    angles : sequence of 3 floats
+        GSLIB angles shared by every structure.
+    n_structures : int
+        1 to 3.
+    variance : float, optional
+        Total sill (nugget + sills); fitted when None (e.g. pairwise-relative measure).
+    nugget : float, optional
+        Fixed nugget; fitted in ``[0, variance]`` when None.
+    types : sequence of str
+        Structure types, repeated to ``n_structures``.
+    min_pairs : int
+        Smallest pair count of a lag used in the fit.
+    initial_ranges : array_like, shape (n_structures, 3), optional
+        Starting ranges [major, semi, minor] per structure.
+    initial_nugget : float, optional
+        Starting nugget when it is fitted (default: 10 % of the sill).
+    max_range : float, optional
+        Upper bound of every range (default: 3 times the largest lag distance).
+    downhole_directions : tuple of (array (m, 3), array (m,)), optional
+        Unit directions of the holes and their weights (e.g. samples per hole). Rows whose
+        ``direction`` is ``"downhole"`` are then modelled as the weighted mean of the model along
+        every hole, so holes of mixed orientation are fitted correctly; without it they are
+        modelled along their ``azimuth`` and ``dip`` (the mean hole direction).
+
+    Returns
+    -------
+    model : VariogramModel
+        Structures ordered short to long; ranges ``[major, semi, minor]`` along the axes of
+        ``angles`` (not re-sorted, so a fitted "semi" may exceed the "major").
+    info : dict
+        ``cost``, ``n_lags_used``, ``warnings`` (list of str).
+
+    Notes
+    -----
+    Residuals are ``sqrt(n_pairs) * (model - gamma)`` at the vector ``distance * u`` of each lag.
+    Sills are parametrised by stick-breaking fractions in [0, 1] so they always sum to
+    ``variance - nugget``, and each structure's ranges are the previous one's times factors >= 1.
+    """
+    types = _structure_types(tuple(types), n_structures)
+    info = {"warnings": []}
+    t = experimental[np.isfinite(experimental["azimuth"]) & np.isfinite(experimental["gamma"])]
+    for name, g in experimental.groupby("direction", sort=False):
+        if (g["n_pairs"] >= min_pairs).sum() == 0:
+            info["warnings"].append(
+                f"direction {name!r}: no lag with at least {min_pairs} pairs; left out of the fit"
+            )
+    t = t[t["n_pairs"] >= min_pairs]
+    vec = t["distance"].to_numpy()[:, None] * direction_vector(
+        t["azimuth"].to_numpy(), t["dip"].to_numpy()
+    )
+    gam, wt = t["gamma"].to_numpy(), np.sqrt(t["n_pairs"].to_numpy(float))
+    dh_rows = np.zeros(len(t), dtype=bool)
+    if downhole_directions is not None:
+        hole_u, hole_w = (np.asarray(a, float) for a in downhole_directions)
+        hole_w = hole_w / hole_w.sum()
+        dh_rows = (t["direction"] == "downhole").to_numpy()
+        dh_vec = (t["distance"].to_numpy()[dh_rows, None, None] * hole_u[None, :, :]).reshape(-1, 3)
+
+    def model_at(nug, sills, rng):
+        g = nested_gamma(vec, nug, sills, rng, angles, types)
+        if dh_rows.any():
+            gd = nested_gamma(dh_vec, nug, sills, rng, angles, types).reshape(-1, hole_u.shape[0])
+            g[dh_rows] = gd @ hole_w
+        return g
+
+    info["n_lags_used"] = len(t)
+    dmax = (
+        float(np.nanmax(experimental["distance"]))
+        if np.isfinite(experimental["distance"]).any()
+        else 1.0
+    )
+    max_range = 3.0 * dmax if max_range is None else float(max_range)
+    if initial_ranges is None:
+        initial_ranges = [
+            dmax * (i + 1) / (n_structures + 1) * np.array([1.0, 0.7, 0.4])
+            for i in range(n_structures)
+        ]
+    r0 = np.maximum(np.asarray(initial_ranges, float).reshape(n_structures, 3), 1e-6 * dmax)
+    if len(t) < n_structures + 2:
+        info["warnings"].append(
+            f"only {len(t)} lags with at least {min_pairs} pairs; ranges not fitted (initial values kept)"
+        )
+        total = variance if variance is not None else float(np.nanmax(experimental["gamma"]))
+        nug = 0.0 if nugget is None else nugget
+        sills = np.full(n_structures, (total - nug) / n_structures)
+        info["cost"] = math.nan
+        return _model(nug, sills, r0, angles, types), info
+    gmax = float(np.max(gam))
+    q0 = np.log(r0[0]).tolist()
+    for i in range(1, n_structures):
+        q0 += np.log(np.maximum(r0[i] / r0[i - 1], 1.0 + 1e-6)).tolist()
+    lo = [np.log(1e-3 * dmax)] * 3 + [0.0] * 3 * (n_structures - 1)
+    hi = [np.log(max_range)] * 3 + [np.log(max_range / (1e-3 * dmax))] * 3 * (n_structures - 1)
+    extra0, elo, ehi = [], [], []
+    if variance is None:
+        extra0, elo, ehi = [gmax], [1e-9], [3.0 * gmax]
+    if nugget is None:
+        f0 = 0.1
+        if initial_nugget is not None and np.isfinite(initial_nugget):
+            f0 = initial_nugget / (variance if variance is not None else gmax)
+        extra0, elo, ehi = [*extra0, float(np.clip(f0, 0.0, 1.0))], [*elo, 0.0], [*ehi, 1.0]
+    fr0 = [1.0 / (n_structures - i) for i in range(n_structures - 1)]
+    p0 = np.array(q0 + extra0 + fr0)
+    lo, hi = np.array(lo + elo + [0.0] * len(fr0)), np.array(hi + ehi + [1.0] * len(fr0))
+    p0 = np.clip(p0, lo + 1e-9, hi - 1e-9)
+
+    def resid(p):
+        rng, sills, nug, _ = _unpack(p, n_structures, variance, nugget)
+        return wt * (model_at(nug, sills, rng) - gam)
+
+    best = None
+    for scale in (1.0, 0.5, 2.0):
+        start = p0.copy()
+        start[:3] = np.clip(p0[:3] + np.log(scale), lo[:3] + 1e-9, hi[:3] - 1e-9)
+        res = least_squares(resid, start, bounds=(lo, hi), max_nfev=100 * len(p0))
+        if best is None or res.cost < best.cost:
+            best = res
+    rng, sills, nug, _ = _unpack(best.x, n_structures, variance, nugget)
+    info["cost"] = float(best.cost)
+    return _model(nug, sills, rng, angles, types), info
+
+
+def _model(nugget, sills, ranges, angles, types) -> VariogramModel:
+    ang = tuple(round(float(a), 6) for a in angles)
+    return VariogramModel(
+        float(nugget),
+        tuple(
+            Structure(k, float(c), tuple(float(x) for x in r), ang)
+            for c, r, k in zip(sills, ranges, types, strict=True)
+        ),
+    )
+
+
+def scale_model(model: VariogramModel, factor: float) -> VariogramModel:
+    """Multiply the nugget and every sill by ``factor`` (normal scores back to grade units)."""
+    return VariogramModel(
+        model.nugget * factor,
+        tuple(Structure(s.type, s.sill * factor, s.ranges, s.angles) for s in model.structures),
+    )
+
+
+def variography(
+    xyz,
+    values,
+    hole_ids=None,
+    settings: VariographySettings | dict | None = None,
+    *,
+    depths=None,
+) -> tuple[VariogramModel, pd.DataFrame, dict]:
+    """Fit the variogram model of one domain and grade from its composites.
+
+    Parameters
+    ----------
+    xyz : array_like, shape (n, 3)
+        Composite positions (x, y, z), data units.
+    values : array_like, shape (n,)
+        Grades; NaN rows are left out.
+    hole_ids : array_like, shape (n,), optional
+        Hole of each composite (samples of a hole in down-hole order); enables the down-hole
+        variogram and the nugget from it.
+    settings : VariographySettings or dict, optional
+        Stage settings (defaults when None).
+    depths : array_like, shape (n,), optional
+        Along-hole depth of each composite for the down-hole variogram.
+
+    Returns
+    -------
+    model : VariogramModel
+        In grade units (``model.to_dict()`` is the config's own format).
+    table : pandas.DataFrame
+        Experimental variograms (principal directions, down-hole, omnidirectional) with columns
+        ``direction, azimuth, dip, lag, distance, gamma, n_pairs`` plus ``model`` (fitted gamma).
+    diagnostics : dict
+        ``warnings`` (list of str; also raised as one ``EstimationWarning``), ``n_samples``,
+        ``variance``, ``lag``, ``angles``, ``angles_fan``, ``nugget_downhole``, ``cost``,
+        ``normal_score_factor``, ``settings``.
+
+    Notes
+    -----
+    With ``normal_score``, variograms are computed and fitted on normal scores (total sill = the
+    scores' variance) and the nugget and sills are multiplied by ``var(grade) / var(scores)``;
+    ranges and the relative nugget are kept (see :func:`normal_scores`).
+    """
+    s = (
+        settings
+        if isinstance(settings, VariographySettings)
+        else VariographySettings.from_dict(settings)
+    )
+    xyz = np.asarray(xyz, dtype=float)
+    values = np.asarray(values, dtype=float).ravel()
+    keep = np.isfinite(values) & np.all(np.isfinite(xyz), axis=1)
+    xyz, values = xyz[keep], values[keep]
+    hid = None if hole_ids is None else np.asarray(hole_ids)[keep]
+    dep = None if depths is None else np.asarray(depths, float)[keep]
+    diag = {"warnings": [], "n_samples": int(values.size), "settings": s.to_dict()}
+    if values.size < 2:
+        msg = f"variography needs at least 2 samples with values; got {values.size}"
+        raise DataError(msg)
+    types = _structure_types(s.types, s.n_structures)
+    variance = float(values.var())
+    diag["variance"] = variance
+    extent = float(np.linalg.norm(np.ptp(xyz, axis=0)))
+    lag = s.lag if s.lag is not None else max(0.5 * extent / s.n_lags, 1e-9)
+    diag["lag"] = lag
+    if variance <= 1e-12 * max(1.0, float(np.mean(values)) ** 2):
+        diag["warnings"].append(
+            f"zero variance ({variance:g}): nominal unit-sill isotropic model, nothing fitted"
+        )
+        r = s.n_lags * lag
+        model = VariogramModel(0.0, (Structure("spherical", 1.0, (r, r, r), (0.0, 0.0, 0.0)),))
+        return (
+            model,
+            pd.DataFrame(
+                columns=[
+                    "direction",
+                    "azimuth",
+                    "dip",
+                    "lag",
+                    "distance",
+                    "gamma",
+                    "n_pairs",
+                    "model",
+                ]
+            ),
+            _warn(diag),
+        )
+    work, factor = values, 1.0
+    if s.normal_score:
+        work = normal_scores(values)
+        factor = variance / float(work.var())
+    diag["normal_score_factor"] = factor
+    total = (
+        None
+        if s.measure == "pairwise_relative"
+        else (1.0 if s.measure == "correlogram" else float(work.var()))
+    )
+    common = {"lag_tol": s.lag_tolerance, "measure": s.measure}
+    # Down-hole variogram and nugget.
+    tables, nugget = [], s.nugget
+    nug_dh = math.nan
+    if hid is not None:
+        step = _downhole_step(xyz, hid, dep)
+        dlag = s.downhole_lag if s.downhole_lag is not None else step
+        if np.isfinite(dlag) and dlag > 0:
+            dh = downhole_variogram(
+                work, hid, lag=dlag, n_lags=s.downhole_n_lags, xyz=xyz, depths=dep, **common
+            )
+            tables.append(dh)
+            nug_dh = nugget_from_downhole(dh, s.nugget_lags, total)
+        else:
+            diag["warnings"].append("no two samples in the same hole: no down-hole variogram")
+    diag["nugget_downhole"] = nug_dh
+    if nugget is None and s.nugget_method == "downhole" and np.isfinite(nug_dh):
+        nugget = nug_dh
+    elif nugget is not None:
+        nugget = nugget / factor
+    # Orientation.
+    angles, diag["angles_fan"] = s.angles, None
+    init_ranges, map_ranges = None, None
+    if angles is None:
+        try:
+            angles, _ = find_axes_fan(
+                xyz,
+                work,
+                lag=lag,
+                n_lags=s.n_lags,
+                step=s.fan_step,
+                tolerance=s.tolerance,
+                min_pairs=s.min_pairs,
+                measure=s.measure,
+            )
+            diag["angles_fan"] = angles
+            if s.refine_orientation and s.measure != "correlogram":
+                # One structure is enough to place the axes, and is far more stable than a nested fit.
+                fo = fit_orientation(
+                    xyz,
+                    work,
+                    lag=lag,
+                    n_lags=s.n_lags,
+                    variance=total if total is not None else float(work.var()),
+                    starts=[angles, (0.0, 0.0, 0.0)],
+                    n_structures=1,
+                    types=types[-1:],
+                    nugget=nugget,
+                    measure=s.measure,
+                )
+                angles, map_ranges = fo["angles"], fo["ranges"][0]
+                diag["orientation_fit"] = {
+                    k: fo[k] for k in ("angles", "ranges", "sills", "nugget", "cost")
+                }
+                grow = {1: [1.0], 2: [0.5, 1.5], 3: [0.3, 1.0, 2.0]}[s.n_structures]
+                init_ranges = np.array([f * fo["ranges"][0] for f in grow])
+        except ValueError as exc:
+            diag["warnings"].append(
+                f"axes of continuity not found ({exc}); isotropic orientation (0, 0, 0) used"
+            )
+            angles = (0.0, 0.0, 0.0)
+    diag["angles"] = tuple(float(a) for a in angles)
+    # Principal directions and the fit.
+    pr = experimental_variogram(
+        xyz,
+        work,
+        lag=lag,
+        n_lags=s.n_lags,
+        directions=principal_directions(s, map_ranges),
+        frame=angles,
+        **common,
+    )
+    omni = experimental_variogram(xyz, work, lag=lag, n_lags=s.n_lags, directions=[OMNI], **common)
+    fit_rows = [pr] + ([tables[0]] if tables and s.include_downhole else [])
+    model, info = fit_model(
+        pd.concat(fit_rows, ignore_index=True),
+        angles,
+        s.n_structures,
+        total,
+        nugget,
+        types,
+        min_pairs=s.min_pairs,
+        initial_ranges=init_ranges,
+        initial_nugget=nug_dh,
+        downhole_directions=hole_directions(xyz, hid) if hid is not None else None,
+    )
+    diag["warnings"].extend(info["warnings"])
+    diag["cost"] = info["cost"]
+    table = pd.concat([pr, *tables, omni], ignore_index=True)
+    vec = table["distance"].to_numpy()[:, None] * direction_vector(
+        table["azimuth"].to_numpy(), table["dip"].to_numpy()
+    )
+    table["model"] = np.where(
+        np.isfinite(vec).all(axis=1), model.variogram(np.nan_to_num(vec)), np.nan
+    )
+    if factor != 1.0:
+        model = scale_model(model, factor)
+    return model, table, _warn(diag)
+
+
+def hole_directions(xyz, hole_ids) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vector from first to last sample of each hole with two or more samples, and its sample count."""
+    codes = pd.factorize(pd.Series(np.asarray(hole_ids)))[0]
+    xyz = np.asarray(xyz, float)
+    order = np.argsort(codes, kind="stable")
+    c, p = codes[order], xyz[order]
+    first = np.flatnonzero(np.r_[True, c[1:] != c[:-1]])
+    last = np.r_[first[1:] - 1, c.size - 1]
+    d = p[last] - p[first]
+    n = np.linalg.norm(d, axis=1)
+    ok = n > 0
+    return d[ok] / n[ok, None], (last - first + 1)[ok].astype(float)
+
+
+def _downhole_step(xyz, hid, dep) -> float:
+    """Median distance between consecutive samples of a hole (NaN if none)."""
+    codes = pd.factorize(pd.Series(hid))[0]
+    same = codes[1:] == codes[:-1]
+    d = np.abs(np.diff(dep)) if dep is not None else np.linalg.norm(np.diff(xyz, axis=0), axis=1)
+    d = d[same]
+    d = d[d > 0]
+    return float(np.median(d)) if d.size else math.nan
+
+
+def _warn(diag: dict) -> dict:
+    if diag["warnings"]:
+        warnings.warn(
+            "variography: " + "; ".join(diag["warnings"]), EstimationWarning, stacklevel=3
+        )
+    return diag
