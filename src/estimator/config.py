@@ -195,27 +195,36 @@ class ModelConfig(_Section):
 
 
 class ExperimentalConfig(_Section):
-    """Experimental variogram settings (variography stage)."""
+    """Experimental variogram settings (``VariographySettings``' experimental group)."""
 
     lag: PositiveFloat | None = None
     n_lags: PositiveInt = 12
     lag_tolerance: PositiveFloat | None = None
-    angle_tolerance: PositiveFloat = 22.5
+    tolerance: Annotated[float, Field(gt=0, le=90)] = 22.5
+    dip_tolerance: Annotated[float, Field(gt=0, le=90)] | None = None
     bandwidth_h: PositiveFloat | None = None
     bandwidth_v: PositiveFloat | None = None
     measure: Literal["semivariogram", "correlogram", "pairwise_relative"] = "semivariogram"
     normal_score: bool = False
     downhole_lag: PositiveFloat | None = None
-    directions: list[tuple[float, float]] | None = None
+    downhole_n_lags: PositiveInt = 10
 
 
 class FitConfig(_Section):
-    """Model fitting settings (variography stage)."""
+    """Model fitting settings (``VariographySettings``' fit group)."""
 
     n_structures: Annotated[int, Field(ge=1, le=3)] = 2
-    types: list[Literal["spherical", "exponential", "gaussian"]] | None = None
+    types: list[Literal["spherical", "exponential", "gaussian"]] = Field(
+        default_factory=lambda: ["spherical"]
+    )
     nugget: NonNegativeFloat | None = None
+    nugget_method: Literal["fit", "downhole"] = "fit"
+    nugget_lags: PositiveInt = 3
     angles: Triple | None = None
+    fan_step: Annotated[float, Field(gt=0, le=90)] = 15.0
+    refine_orientation: bool = True
+    include_downhole: bool = True
+    min_pairs: PositiveInt = 30
 
 
 class VariographyEntry(_Section):

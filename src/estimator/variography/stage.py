@@ -1,43 +1,135 @@
-"""The variography stage: explicit models from the config, or fitted ones, per domain and grade."""
+"""The variography stage: per domain and grade, an explicit model or a fitted one.
+
+With an explicit ``model`` in the config the stage computes the experimental variograms along
+the model's own axes (and down the holes) and plots them against it, for comparison; without
+one it fits a model (:func:`estimator.variography.fit.variography`) and estimation uses it.
+"""
 
 from __future__ import annotations
 
 import logging
+import warnings
 
 import numpy as np
 import pandas as pd
 
-from estimator.config import RunConfig
+from estimator.config import RunConfig, VariographyEntry
+from estimator.errors import DataError, EstimationWarning
+from estimator.variography.experimental import downhole_variogram, experimental_variogram
+from estimator.variography.fit import VariographySettings, principal_directions, variography
+from estimator.variography.plot import plot_variograms
 
 log = logging.getLogger(__name__)
 
 
-def variography_stage(cfg: RunConfig, comps: pd.DataFrame):
-    """Models for every domain and grade.
+def settings_of(entry: VariographyEntry | None) -> VariographySettings:
+    """The stage settings of a config entry (defaults when the entry is absent)."""
+    entry = entry or VariographyEntry()
+    return VariographySettings.from_dict(
+        {"experimental": entry.experimental.model_dump(), "fit": entry.fit.model_dump()}
+    )
+
+
+def experimental_for_model(
+    xyz, values, hole_ids, depths, model, s: VariographySettings
+) -> pd.DataFrame:
+    """Experimental variograms along an explicit model's axes, plus the down-hole one."""
+    extent = float(np.linalg.norm(np.ptp(xyz, axis=0))) if len(xyz) else 0.0
+    major = max(st.ranges[0] for st in model.structures) if model.structures else extent
+    lag = s.lag if s.lag is not None else max(1.2 * major / s.n_lags, 1e-9)
+    ranges = model.structures[-1].ranges if model.structures else None
+    angles = model.structures[0].angles if model.structures else (0.0, 0.0, 0.0)
+    table = experimental_variogram(
+        xyz,
+        values,
+        lag=lag,
+        n_lags=s.n_lags,
+        directions=principal_directions(s, ranges),
+        lag_tol=s.lag_tolerance,
+        measure=s.measure,
+        frame=angles,
+    )
+    if hole_ids is not None and depths is not None:
+        steps = np.diff(depths)[np.asarray(hole_ids)[1:] == np.asarray(hole_ids)[:-1]]
+        step = s.downhole_lag or (float(np.median(steps[steps > 0])) if (steps > 0).any() else 0.0)
+        if step > 0:
+            dh = downhole_variogram(
+                values,
+                hole_ids,
+                lag=step,
+                n_lags=s.downhole_n_lags,
+                xyz=xyz,
+                depths=depths,
+                measure=s.measure,
+            )
+            table = pd.concat([table, dh], ignore_index=True)
+    return table
+
+
+def variography_stage(cfg: RunConfig, comps: pd.DataFrame, *, plots: bool = True):
+    """Models for every domain and grade, with experimental tables and plots.
 
     Returns
     -------
     models : dict
-        ``{domain: {grade: VariogramModel}}``.
+        ``{domain: {grade: VariogramModel}}`` (explicit or fitted).
     tables : list of pandas.DataFrame
-        Experimental variograms (with ``domain`` and ``grade`` columns).
+        Experimental variograms with ``domain``, ``grade`` and ``source`` columns.
     figures : dict
-        ``{"<domain>_<grade>": matplotlib Figure}``.
+        ``{"<domain>_<grade>": matplotlib Figure}`` when ``plots``.
     notes : list of str
-        Problems worth a geologist's look (too few pairs, zero variance ...).
+        Problems worth a geologist's look (too few pairs, zero variance, no composites ...).
     """
     models: dict = {}
     tables: list = []
     figures: dict = {}
     notes: list[str] = []
+    units = cfg.data.length_unit or "data units"
     for dom in cfg.domain_names:
         sel = (comps["domain"] == dom).to_numpy()
+        sub = comps.loc[sel]
         for grade in cfg.grades:
             entry = cfg.variography.get(dom, {}).get(grade)
-            values = comps.loc[sel, grade].to_numpy(float)
-            n = int(np.isfinite(values).sum())
-            if entry is not None and entry.model is not None:
-                models.setdefault(dom, {})[grade] = entry.model.to_model()
-                continue
-            notes.append(f"variography.{dom}.{grade}: no explicit model and fitting is not available ({n} composites)")
+            s = settings_of(entry)
+            ok = np.isfinite(sub[grade].to_numpy(float))
+            xyz = sub.loc[ok, ["x", "y", "z"]].to_numpy(float)
+            values = sub.loc[ok, grade].to_numpy(float)
+            holes = sub.loc[ok, "hole_id"].astype(str).to_numpy() if "hole_id" in sub else None
+            depths = (
+                0.5 * (sub.loc[ok, "from"].to_numpy(float) + sub.loc[ok, "to"].to_numpy(float))
+                if "from" in sub
+                else None
+            )
+            explicit = entry is not None and entry.model is not None
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", EstimationWarning)
+                if explicit:
+                    model = entry.model.to_model()
+                    table = (
+                        experimental_for_model(xyz, values, holes, depths, model, s)
+                        if len(values) >= 2
+                        else pd.DataFrame()
+                    )
+                    source = "config"
+                else:
+                    if len(values) < 2:
+                        msg = (
+                            f"variography.{dom}.{grade}: {len(values)} composite(s) with a {grade} value; "
+                            f"too few to fit a model: give variography.{dom}.{grade}.model explicitly"
+                        )
+                        raise DataError(msg)
+                    model, table, _diag = variography(xyz, values, holes, s, depths=depths)
+                    source = "fitted"
+            for w in caught:
+                notes.append(f"variography.{dom}.{grade}: {w.message}")
+            models.setdefault(dom, {})[grade] = model
+            if len(table):
+                tables.append(table.assign(domain=dom, grade=grade, source=source))
+                if plots:
+                    figures[f"{dom}_{grade}"] = plot_variograms(
+                        table,
+                        model if not s.normal_score or explicit else None,
+                        title=f"{dom} / {grade} ({source} model, {len(values)} composites)",
+                        units=units,
+                    )
     return models, tables, figures, notes
