@@ -4,6 +4,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -46,15 +47,36 @@ def test_run_until_composites_demo(tmp_path):
 
 
 @pytest.mark.slow
-def test_babbitt_check_and_composites(tmp_path):
-    assert main(["run", str(BABBITT), "--until", "composites", "--out", str(tmp_path), "--quiet"]) == 0
+def test_babbitt_full_run(tmp_path):
+    assert main(["run", str(BABBITT), "--out", str(tmp_path), "--quiet"]) == 0
     report = pd.read_csv(tmp_path / "data_report.csv")
     assert (report["code"] == "wireframe_open_body").sum() == 3  # Mpz.stl's three slivers
+    assert (report["code"] == "wireframe_hole_filled").sum() == 1  # and one missing triangle
     assert (report["code"] == "survey_past_end_of_hole").sum() == 70
+    # B1-100A/B and B1-184/B are the same holes twice: the second is reported, not kriged twice
+    coincident = report[report["code"] == "coincident_composite"]
+    assert set(coincident["hole"]) == {"B1-100B", "B1-184B"}
     comps = pd.read_csv(tmp_path / "composites.csv")
     assert set(comps["domain"]) == {"mpz"}
     # 10 ft composites in feet: nothing converted to metres
     assert comps["length"].median() == 10.0
+    meta = json.loads((tmp_path / "run.json").read_text())
+    assert meta["counts"]["failures"]["mpz"]["cu"]["singular"] == 0
+    # tonnage at cut-off 0 by hand from the block model: fraction x volume x density
+    import xarray as xr
+
+    with xr.open_dataset(tmp_path / "blockmodel.nc") as ds:
+        est = ds["cu"].values[0]
+        frac = ds["fraction"].values[0]
+        ok = np.isfinite(est)
+        tonnes = float((frac[ok] * 100.0 * 100.0 * 50.0 * 0.0793).sum())
+        grade = float((frac[ok] * est[ok]).sum() / frac[ok].sum())
+        # nearly every block inside the wireframe is estimated
+        assert ok.sum() >= 0.99 * (frac > 0).sum()
+    gt = pd.read_csv(tmp_path / "grade_tonnage.csv")
+    row = gt[(gt["domain"] == "mpz") & (gt["cutoff"] == 0.0) & (gt["class"] == "all")].iloc[0]
+    np.testing.assert_allclose(row["tonnes"], tonnes, rtol=1e-12)
+    np.testing.assert_allclose(row["grade"], grade, rtol=1e-12)
 
 
 def test_bad_config_exits_2_with_key_path(tmp_path, capsys):

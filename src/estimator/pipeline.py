@@ -134,6 +134,7 @@ def stage_composites(state: RunState) -> None:
         comps.insert(4, "x", xyz[:, 0])
         comps.insert(5, "y", xyz[:, 1])
         comps.insert(6, "z", xyz[:, 2])
+    comps = _drop_coincident(comps, state.report)
     comps = _apply_caps(cfg, comps, state.report)
     state.results["composites"] = comps
     state.counts["composites"] = len(comps)
@@ -141,7 +142,9 @@ def stage_composites(state: RunState) -> None:
     state.files["composites"] = str(output.write_csv(state.out / "composites.csv", comps))
 
 
-def _drop_empty_composites(comps: pd.DataFrame, grades: list[str], report: DataReport) -> pd.DataFrame:
+def _drop_empty_composites(
+    comps: pd.DataFrame, grades: list[str], report: DataReport
+) -> pd.DataFrame:
     """Leave out composites with no sampled length for any grade (one summary line per domain)."""
     covered = comps[[f"covered_{g}" for g in grades]].to_numpy(float)
     empty = ~(covered > 0).any(axis=1)
@@ -157,6 +160,34 @@ def _drop_empty_composites(comps: pd.DataFrame, grades: list[str], report: DataR
                 "left out of composites.csv",
             )
     return comps.loc[~empty].reset_index(drop=True)
+
+
+def _drop_coincident(comps: pd.DataFrame, report: DataReport) -> pd.DataFrame:
+    """Leave out composites at exactly the position of an earlier one (twinned or duplicated holes).
+
+    Two samples at one point make the kriging system singular. The first (in hole order) is
+    kept; one report line per pair of holes says how many were left out.
+    """
+    dup = comps.duplicated(["x", "y", "z", "domain"], keep="first").to_numpy()
+    if not dup.any():
+        return comps
+    first = comps.drop_duplicates(["x", "y", "z", "domain"], keep="first")
+    keyed = comps.loc[dup].merge(
+        first[["x", "y", "z", "domain", "hole_id"]],
+        on=["x", "y", "z", "domain"],
+        suffixes=("", "_kept"),
+    )
+    for (hole, kept), group in keyed.groupby(["hole_id", "hole_id_kept"], sort=True):
+        report.add(
+            "composites.csv",
+            None,
+            hole,
+            "coincident_composite",
+            f"{len(group)} composites of hole {hole} lie exactly where composites of hole {kept} are "
+            f"(from {group['from'].min():g} to {group['to'].max():g}): a twinned or duplicated hole",
+            f"left out (hole {kept} kept)",
+        )
+    return comps.loc[~dup].reset_index(drop=True)
 
 
 def _apply_caps(cfg: RunConfig, comps: pd.DataFrame, report: DataReport) -> pd.DataFrame:
