@@ -68,11 +68,11 @@ def test_babbitt_full_run(tmp_path):
     with xr.open_dataset(tmp_path / "blockmodel.nc") as ds:
         est = ds["cu"].values[0]
         frac = ds["fraction"].values[0]
-        ok = np.isfinite(est)
+        ok = np.isfinite(est) & (est >= 0.0)  # SPEC: blocks at or above the cut-off (OK can go negative)
         tonnes = float((frac[ok] * 100.0 * 100.0 * 50.0 * 0.0793).sum())
         grade = float((frac[ok] * est[ok]).sum() / frac[ok].sum())
         # nearly every block inside the wireframe is estimated
-        assert ok.sum() >= 0.99 * (frac > 0).sum()
+        assert np.isfinite(est).sum() >= 0.99 * (frac > 0).sum()
     gt = pd.read_csv(tmp_path / "grade_tonnage.csv")
     row = gt[(gt["domain"] == "mpz") & (gt["cutoff"] == 0.0) & (gt["class"] == "all")].iloc[0]
     np.testing.assert_allclose(row["tonnes"], tonnes, rtol=1e-12)

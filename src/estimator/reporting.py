@@ -1,0 +1,313 @@
+"""Grade-tonnage reporting of a block model (SPEC section 5, ``grade_tonnage.csv``).
+
+Tonnes at a cut-off are the sum of ``fraction x block volume x density`` over the blocks whose
+estimate is at or above the cut-off (``estimate >= cutoff``); blocks that were not estimated (NaN)
+are never counted. The grade is the tonnage-weighted mean estimate of those blocks and the metal
+is ``tonnes x grade`` in the grade's unit: troy ounces for g/t (31.1034768 g per oz), tonnes for
+``%``, and plain ``tonnes x grade`` otherwise (or ``tonnes x grade x metal_factor`` when a factor
+is given).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+log = logging.getLogger(__name__)
+
+#: Grams per troy ounce.
+GRAMS_PER_TROY_OUNCE = 31.1034768
+#: Column order of the grade-tonnage table.
+COLUMNS = ["domain", "class", "cutoff", "tonnes", "grade", "metal"]
+
+
+def metal_factor_for(grade_unit: str | None) -> tuple[float, str]:
+    """Factor turning ``tonnes x grade`` into metal, and the metal's unit.
+
+    Parameters
+    ----------
+    grade_unit : str or None
+        ``"g/t"`` (also ``"ppm"``), ``"%"``, or anything else (``None`` = unknown).
+
+    Returns
+    -------
+    factor : float
+        Metal = tonnes x grade x factor.
+    unit : str
+        ``"oz"`` (troy ounces), ``"t"`` or ``"t x grade unit"``.
+
+    Examples
+    --------
+    >>> metal_factor_for("%")
+    (0.01, 't')
+    """
+    unit = (grade_unit or "").strip().lower().replace(" ", "")
+    if unit in ("g/t", "gpt", "ppm"):
+        return 1.0 / GRAMS_PER_TROY_OUNCE, "oz"
+    if unit in ("%", "pct", "percent"):
+        return 0.01, "t"
+    return 1.0, "t x grade unit"
+
+
+def _density_array(ds: xr.Dataset, density: Any, domain: str, shape: tuple) -> np.ndarray | float:
+    """Density of one domain's blocks: a per-domain mapping, one value, or a variable name."""
+    if isinstance(density, str):
+        if density not in ds:
+            msg = f"density variable {density!r} is not in the block model"
+            raise KeyError(msg)
+        var = ds[density]
+        if "domain" in var.dims:
+            var = var.sel(domain=domain)
+        var = var.transpose(*[d for d in ("z", "y", "x") if d in var.dims])
+        return np.broadcast_to(np.asarray(var.values, dtype=float), shape)
+    if isinstance(density, Mapping):
+        if domain not in density:
+            msg = f"no density for domain {domain!r} (have {', '.join(map(str, density))})"
+            raise KeyError(msg)
+        return float(density[domain])
+    return float(density)
+
+
+def _class_labels(values: np.ndarray) -> np.ndarray:
+    """Class labels as strings; NaN/None/empty become "" (unclassified)."""
+    if values.dtype.kind in "fc":
+        out = np.full(values.shape, "", dtype=object)
+        ok = np.isfinite(values)
+        out[ok] = [f"{v:g}" for v in values[ok]]
+        return out
+    out = values.astype(object)
+    out[pd.isna(out)] = ""
+    return out.astype(str).astype(object)
+
+
+def _rows(domain, label, grade, weight, cutoffs, factor) -> list[dict]:
+    """Tonnes, grade and metal at each cut-off for one set of blocks."""
+    rows = []
+    for cutoff in cutoffs:
+        sel = grade >= cutoff
+        tonnes = float(np.sum(weight[sel]))
+        mean = float(np.sum(weight[sel] * grade[sel]) / tonnes) if tonnes > 0 else np.nan
+        metal = tonnes * mean * factor if tonnes > 0 else 0.0
+        rows.append(
+            {
+                "domain": domain,
+                "class": label,
+                "cutoff": float(cutoff),
+                "tonnes": tonnes,
+                "grade": mean,
+                "metal": metal,
+            }
+        )
+    return rows
+
+
+def grade_tonnage(
+    ds: xr.Dataset,
+    grade: str,
+    cutoffs: Sequence[float],
+    density: Mapping[str, float] | float | str,
+    block_volume: float,
+    metal_factor: float | None = None,
+    classes: Sequence[str] | Mapping[Any, str] | None = None,
+    grade_unit: str | None = "g/t",
+) -> pd.DataFrame:
+    """Tonnes, grade and metal above each cut-off, per domain and resource class.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Block model with dims ``(domain, z, y, x)``, ``fraction`` and the estimate ``grade``;
+        optionally a ``class`` variable (labels or codes, ``(domain, z, y, x)`` or ``(z, y, x)``).
+    grade : str
+        Name of the estimate variable.
+    cutoffs : sequence of float
+        Cut-off grades; a block counts at a cut-off when ``estimate >= cutoff``.
+    density : mapping, float or str
+        ``{domain: density}``, one density for every block, or the name of a density variable
+        in ``ds`` (tonnes per cubic data unit, e.g. t/m3).
+    block_volume : float
+        Volume of one whole block (cubic data units).
+    metal_factor : float, optional
+        Metal = tonnes x grade x ``metal_factor``; overrides ``grade_unit``.
+    classes : sequence of str or mapping, optional
+        Classes to report, in order (a class with no blocks gets zero-tonne rows). A mapping
+        ``{code: name}`` translates numeric class codes. Default: every label present, sorted.
+    grade_unit : str, optional
+        ``"g/t"`` -> metal in troy ounces; ``"%"`` -> metal in tonnes; other -> tonnes x grade.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``domain, class, cutoff, tonnes, grade, metal``: for each domain the ``all``
+        rows (every block) at each cut-off, then one set of rows per class when ``ds`` has a
+        ``class`` variable. ``grade`` is NaN where no tonnes pass the cut-off.
+        ``table.attrs["metal_unit"]`` names the metal's unit (``"oz"``, ``"t"``, ...).
+
+    Examples
+    --------
+    >>> from estimator.blockmodel.grid import BlockGrid, make_block_model
+    >>> ds = make_block_model(BlockGrid((0, 0, 0), (10, 10, 10), (2, 1, 1)), ["ore"], ["au"])
+    >>> ds["fraction"][:] = 1.0
+    >>> ds["au"][0, 0, 0, :] = [1.0, 3.0]
+    >>> grade_tonnage(ds, "au", [0, 2], 2.5, 1000.0, metal_factor=1.0)[["cutoff", "tonnes", "grade"]]
+       cutoff  tonnes  grade
+    0     0.0  5000.0    2.0
+    1     2.0  2500.0    3.0
+    """
+    if grade not in ds:
+        msg = f"grade {grade!r} is not in the block model (variables: {', '.join(map(str, ds.data_vars))})"
+        raise KeyError(msg)
+    if metal_factor is None:
+        metal_factor, metal_unit = metal_factor_for(grade_unit)
+    else:
+        metal_unit = f"t x grade x {metal_factor:g}"
+    cutoffs = [float(c) for c in cutoffs]
+    names = {}
+    if isinstance(classes, Mapping):
+        names = {
+            str(k) if not isinstance(k, float) else f"{k:g}": str(v) for k, v in classes.items()
+        }
+    has_class = "class" in ds
+    if not has_class:
+        wanted: list[str] = []
+    elif classes is None:
+        every = _class_labels(np.asarray(ds["class"].values).ravel())
+        wanted = sorted({names.get(lab, lab) for lab in every if lab != ""})
+    elif isinstance(classes, Mapping):
+        wanted = list(dict.fromkeys(names.values()))
+    else:
+        wanted = [str(c) for c in classes]
+    rows: list[dict] = []
+    for domain in (str(d) for d in ds["domain"].values):
+        frac = np.asarray(
+            ds["fraction"].sel(domain=domain).transpose("z", "y", "x").values, dtype=float
+        )
+        est = np.asarray(ds[grade].sel(domain=domain).transpose("z", "y", "x").values, dtype=float)
+        dens = _density_array(ds, density, domain, frac.shape)
+        weight = frac * float(block_volume) * dens
+        ok = np.isfinite(est) & np.isfinite(weight) & (frac > 0)
+        g, w = est[ok], np.broadcast_to(weight, frac.shape)[ok]
+        rows += _rows(domain, "all", g, w, cutoffs, metal_factor)
+        if not has_class:
+            continue
+        var = ds["class"].sel(domain=domain) if "domain" in ds["class"].dims else ds["class"]
+        labels = _class_labels(np.asarray(var.transpose("z", "y", "x").values))[ok]
+        labels = (
+            np.array([names.get(lab, lab) for lab in labels], dtype=object) if names else labels
+        )
+        for label in wanted:
+            sel = labels == label
+            rows += _rows(domain, label, g[sel], w[sel], cutoffs, metal_factor)
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    table.attrs["metal_unit"] = metal_unit
+    return table
+
+
+def plot_grade_tonnage(
+    table: pd.DataFrame, class_: str = "all", title: str | None = None
+) -> Figure:
+    """Grade-tonnage curves: tonnes (left axis) and grade (right axis) against cut-off.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Output of :func:`grade_tonnage`.
+    class_ : str
+        Which class's rows to plot (default the ``all`` rows).
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One colour per domain: solid tonnes, dashed grade. Made without pyplot, so it works
+        on any backend (save it with ``fig.savefig``).
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    ax2 = ax.twinx()
+    sub = table[table["class"] == class_]
+    colours = [f"C{i % 10}" for i in range(sub["domain"].nunique())]
+    for colour, (domain, rows) in zip(colours, sub.groupby("domain", sort=False), strict=True):
+        rows = rows.sort_values("cutoff")
+        ax.plot(
+            rows["cutoff"], rows["tonnes"], color=colour, marker="o", ms=3, label=f"{domain} tonnes"
+        )
+        ax2.plot(
+            rows["cutoff"],
+            rows["grade"],
+            color=colour,
+            ls="--",
+            marker="s",
+            ms=3,
+            label=f"{domain} grade",
+        )
+    ax.set_xlabel("cut-off grade")
+    ax.set_ylabel("tonnes")
+    ax2.set_ylabel("grade above cut-off")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    handles = ax.get_legend_handles_labels()
+    handles2 = ax2.get_legend_handles_labels()
+    if handles[0]:
+        ax.legend(handles[0] + handles2[0], handles[1] + handles2[1], fontsize=8, loc="upper right")
+    ax.set_title(title or f"Grade-tonnage ({class_})")
+    return fig
+
+
+def report_stage(cfg: Any, ds: xr.Dataset) -> tuple[pd.DataFrame, Figure | None]:
+    """The pipeline's ``report`` stage: grade-tonnage table and plot from the run config.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        Uses ``report.cutoffs``, ``report.grade`` (default: first grade), per-domain densities
+        (or a block-by-block ``density`` variable in ``ds``; a domain without density counts
+        1.0, with a logged warning), ``data.grade_unit`` and the classification's class order.
+    ds : xarray.Dataset
+        The estimated block model.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        :func:`grade_tonnage` output.
+    fig : matplotlib.figure.Figure or None
+        :func:`plot_grade_tonnage` of the ``all`` rows (None when the table is empty).
+    """
+    grade = cfg.report.grade or cfg.grades[0]
+    if "density" in ds and {"x", "y", "z"} & set(ds["density"].dims):
+        density: Any = "density"  # a block-by-block density model
+    else:
+        density = {}
+        for name in (str(d) for d in ds["domain"].values):
+            dom = cfg.domain(name)
+            value = dom.density if dom is not None else None
+            if value is None:
+                log.warning("domain %s has no density: tonnes are reported as volume x 1.0", name)
+                value = 1.0
+            density[name] = value
+    dx, dy, dz = (float(v) for v in np.ravel(ds.attrs["block_size"]))
+    classes = None
+    if cfg.classification is not None and "class" in ds:
+        classes = [c.name for c in cfg.classification.classes]
+    table = grade_tonnage(
+        ds,
+        grade,
+        cfg.report.cutoffs,
+        density,
+        dx * dy * dz,
+        classes=classes,
+        grade_unit=cfg.data.grade_unit,
+    )
+    fig = plot_grade_tonnage(table, title=f"{cfg.name}: {grade}") if len(table) else None
+    return table, fig

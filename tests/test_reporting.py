@@ -1,0 +1,179 @@
+"""Tests for estimator.reporting: grade-tonnage against hand computations."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import numpy.testing as npt
+import pandas as pd
+import pytest
+
+from estimator.blockmodel.grid import BlockGrid, make_block_model
+from estimator.reporting import (
+    COLUMNS,
+    GRAMS_PER_TROY_OUNCE,
+    grade_tonnage,
+    metal_factor_for,
+    plot_grade_tonnage,
+    report_stage,
+)
+
+GRID = BlockGrid((0.0, 0.0, 0.0), (10.0, 10.0, 10.0), (2, 2, 1))  # block volume 1000
+
+
+@pytest.fixture
+def tiny():
+    """Two domains of four blocks each (x fastest): fractions, grades and classes by hand."""
+    ds = make_block_model(GRID, ["a", "b"], ["au"])
+    ds["fraction"].values[0, 0] = [[1.0, 0.5], [0.25, 0.0]]
+    ds["au"].values[0, 0] = [
+        [1.0, 2.0],
+        [np.nan, 5.0],
+    ]  # NaN not estimated; 5.0 outside (fraction 0)
+    ds["fraction"].values[1, 0] = [[1.0, 1.0], [1.0, 1.0]]
+    ds["au"].values[1, 0] = [[0.5, 3.0], [4.0, 1.5]]
+    return ds
+
+
+def _row(table, domain, cutoff, klass="all"):
+    sel = (table["domain"] == domain) & (table["cutoff"] == cutoff) & (table["class"] == klass)
+    assert sel.sum() == 1
+    return table[sel].iloc[0]
+
+
+def test_grade_tonnage_by_hand(tiny):
+    table = grade_tonnage(tiny, "au", [0.0, 1.5, 10.0], {"a": 2.5, "b": 3.0}, GRID.block_volume)
+    assert list(table.columns) == COLUMNS
+    assert len(table) == 6
+    assert set(table["class"]) == {"all"}
+    # Domain a: block 0 (1000 x 1 x 2.5 = 2500 t at 1.0), block 1 (1250 t at 2.0).
+    r = _row(table, "a", 0.0)
+    npt.assert_allclose(r["tonnes"], 3750.0, rtol=1e-12)
+    npt.assert_allclose(r["grade"], 5000.0 / 3750.0, rtol=1e-12)
+    npt.assert_allclose(r["metal"], 5000.0 / GRAMS_PER_TROY_OUNCE, rtol=1e-12)
+    r = _row(table, "a", 1.5)
+    npt.assert_allclose([r["tonnes"], r["grade"]], [1250.0, 2.0], rtol=1e-12)
+    r = _row(table, "a", 10.0)
+    assert r["tonnes"] == 0.0
+    assert np.isnan(r["grade"])
+    assert r["metal"] == 0.0
+    # Domain b: four whole blocks at 3000 t each.
+    r = _row(table, "b", 0.0)
+    npt.assert_allclose([r["tonnes"], r["grade"]], [12000.0, 9.0 / 4], rtol=1e-12)
+    r = _row(table, "b", 1.5)  # 3.0, 4.0 and 1.5 (at the cut-off counts)
+    npt.assert_allclose([r["tonnes"], r["grade"]], [9000.0, 8.5 / 3], rtol=1e-12)
+
+
+def test_cutoff_is_inclusive(tiny):
+    table = grade_tonnage(tiny, "au", [2.0], 1.0, 1000.0)
+    npt.assert_allclose(_row(table, "a", 2.0)["tonnes"], 500.0)
+
+
+def test_density_forms_agree(tiny):
+    ds = tiny.copy(deep=True)
+    ds["density"] = (("domain", "z", "y", "x"), np.full(ds["fraction"].shape, 2.7))
+    by_value = grade_tonnage(ds, "au", [0, 1], 2.7, 1000.0)
+    by_dict = grade_tonnage(ds, "au", [0, 1], {"a": 2.7, "b": 2.7}, 1000.0)
+    by_var = grade_tonnage(ds, "au", [0, 1], "density", 1000.0)
+    pd.testing.assert_frame_equal(by_value, by_dict)
+    pd.testing.assert_frame_equal(by_value, by_var)
+
+
+def test_density_variable_varies_by_block(tiny):
+    ds = tiny.copy(deep=True)
+    ds["density"] = (("z", "y", "x"), np.array([[[2.0, 4.0], [1.0, 1.0]]]))
+    r = _row(grade_tonnage(ds, "au", [0.0], "density", 1000.0), "a", 0.0)
+    # 1000 x 1.0 x 2.0 = 2000 t at 1.0; 1000 x 0.5 x 4.0 = 2000 t at 2.0.
+    npt.assert_allclose([r["tonnes"], r["grade"]], [4000.0, 1.5], rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("unit", "factor"),
+    [
+        ("g/t", 1 / GRAMS_PER_TROY_OUNCE),
+        ("ppm", 1 / GRAMS_PER_TROY_OUNCE),
+        ("%", 0.01),
+        ("lb/t", 1.0),
+        (None, 1.0),
+    ],
+)
+def test_metal_units(tiny, unit, factor):
+    assert metal_factor_for(unit)[0] == factor
+    r = _row(grade_tonnage(tiny, "au", [0.0], 1.0, 1000.0, grade_unit=unit), "b", 0.0)
+    npt.assert_allclose(r["metal"], 4000.0 * 9.0 / 4 * factor, rtol=1e-12)
+
+
+def test_metal_factor_overrides_unit(tiny):
+    r = _row(
+        grade_tonnage(tiny, "au", [0.0], 1.0, 1000.0, metal_factor=2.0, grade_unit="g/t"), "b", 0.0
+    )
+    npt.assert_allclose(r["metal"], 2.0 * 9000.0, rtol=1e-12)
+
+
+def test_classes(tiny):
+    ds = tiny.copy(deep=True)
+    labels = np.array(
+        [
+            [[["measured", "indicated"], ["", "inferred"]]],
+            [[["indicated", "indicated"], ["inferred", ""]]],
+        ]
+    )
+    ds["class"] = (("domain", "z", "y", "x"), labels.astype(object))
+    table = grade_tonnage(ds, "au", [0.0, 2.0], 1.0, 1000.0)
+    assert list(table["class"].unique()) == ["all", "indicated", "inferred", "measured"]
+    npt.assert_allclose(_row(table, "a", 0.0, "measured")["tonnes"], 1000.0)
+    npt.assert_allclose(_row(table, "a", 0.0, "indicated")["tonnes"], 500.0)
+    assert _row(table, "a", 0.0, "inferred")["tonnes"] == 0.0  # its only block has fraction 0
+    r = _row(table, "b", 0.0, "indicated")
+    npt.assert_allclose([r["tonnes"], r["grade"]], [2000.0, 1.75], rtol=1e-12)
+    r = _row(table, "b", 2.0, "inferred")
+    npt.assert_allclose([r["tonnes"], r["grade"]], [1000.0, 4.0], rtol=1e-12)
+    # Classes sum to "all" where every estimated block is classified.
+    per_class = table[
+        (table["domain"] == "b") & (table["class"] != "all") & (table["cutoff"] == 0.0)
+    ]
+    npt.assert_allclose(
+        per_class["tonnes"].sum(), 3000.0
+    )  # the unclassified block (1.5) is only in all
+    # Explicit order, including a class with no blocks; numeric codes through a mapping.
+    ordered = grade_tonnage(
+        ds, "au", [0.0], 1.0, 1000.0, classes=["measured", "indicated", "inferred", "x"]
+    )
+    assert list(ordered["class"].unique()) == ["all", "measured", "indicated", "inferred", "x"]
+    codes = np.where(labels == "indicated", 2.0, np.where(labels == "inferred", 3.0, np.nan))
+    ds["class"] = (("domain", "z", "y", "x"), codes)
+    coded = grade_tonnage(ds, "au", [0.0], 1.0, 1000.0, classes={2: "indicated", 3: "inferred"})
+    npt.assert_allclose(_row(coded, "b", 0.0, "indicated")["tonnes"], 2000.0)
+
+
+def test_unknown_grade_is_an_error(tiny):
+    with pytest.raises(KeyError, match="grade 'pd' is not in the block model"):
+        grade_tonnage(tiny, "pd", [0.0], 1.0, 1000.0)
+    with pytest.raises(KeyError, match="no density for domain 'b'"):
+        grade_tonnage(tiny, "au", [0.0], {"a": 1.0}, 1000.0)
+
+
+def test_plot_grade_tonnage(tiny):
+    table = grade_tonnage(tiny, "au", [0.0, 1.0, 2.0, 3.0], {"a": 2.5, "b": 3.0}, 1000.0)
+    fig = plot_grade_tonnage(table)
+    axes = fig.get_axes()
+    assert len(axes) == 2  # tonnes and grade on twin axes
+    assert len(axes[0].get_lines()) == 2
+    assert len(axes[1].get_lines()) == 2
+    npt.assert_allclose(axes[0].get_lines()[0].get_ydata(), table[table["domain"] == "a"]["tonnes"])
+
+
+def test_report_stage(tiny):
+    cfg = SimpleNamespace(
+        name="demo",
+        grades=["au"],
+        report=SimpleNamespace(cutoffs=[0.0, 1.5], grade=None),
+        data=SimpleNamespace(grade_unit="g/t"),
+        classification=None,
+        domain=lambda name: SimpleNamespace(density={"a": 2.5, "b": 3.0}[name]),
+    )
+    table, fig = report_stage(cfg, tiny)
+    expected = grade_tonnage(tiny, "au", [0.0, 1.5], {"a": 2.5, "b": 3.0}, 1000.0, grade_unit="g/t")
+    pd.testing.assert_frame_equal(table, expected)
+    assert fig is not None
