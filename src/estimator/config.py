@@ -360,6 +360,7 @@ class InterceptsConfig(_Section):
     min_length: PositiveFloat
     max_dilution: NonNegativeFloat = 0.0
     including: PositiveFloat | None = None
+    including_min_length: NonNegativeFloat = 0.0
     grade: str | None = None
 
     @model_validator(mode="after")

@@ -27,6 +27,15 @@ from estimator.io import output
 log = logging.getLogger(__name__)
 
 STAGES = ("data", "composites", "variograms", "estimate", "report")
+#: The config sections each stage reads (besides its inputs from earlier stages): what an
+#: incremental update compares to decide which stages must run again.
+STAGE_SECTIONS = {
+    "data": ("data", "grades", "domains"),
+    "composites": ("composites", "capping"),
+    "variograms": ("variography",),
+    "estimate": ("block_model", "estimation", "classification", "compute"),
+    "report": ("report",),
+}
 
 
 @dataclass
@@ -433,6 +442,7 @@ def run_intercepts(cfg: RunConfig, *, out: str | Path | None = None):
         min_length=rules.min_length,
         max_dilution=rules.max_dilution,
         including=rules.including,
+        including_min_length=rules.including_min_length,
     )
     unit = cfg.data.length_unit or "data units"
     label = f"{cfg.data.grade_unit} {grade.capitalize()}" if cfg.data.grade_unit else grade

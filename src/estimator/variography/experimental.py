@@ -172,6 +172,29 @@ def _bin_pair(acc, h, a, b, lag, ltol, n_lags, measure, head_is_b, symmetric):
 
 
 @numba.njit(cache=True, inline="always")
+def _accepts(dx, dy, dz, dxy2, h, dirs, idir):
+    """The ``gamv`` direction tests of one pair for direction ``idir`` (see the module notes)."""
+    if dirs[idir, 8] > 0.5:
+        return True
+    uvx, uvy, uvh, uvz = dirs[idir, 0], dirs[idir, 1], dirs[idir, 2], dirs[idir, 3]
+    if dxy2 <= ZERO_DISTANCE_SQ:
+        dxy = 0.0
+        dcazm = 1.0
+    else:
+        dxy = math.sqrt(dxy2)
+        dcazm = (dx * uvx + dy * uvy) / dxy
+    if abs(dcazm) < dirs[idir, 4]:
+        return False
+    if abs(uvx * dy - uvy * dx) > dirs[idir, 6]:
+        return False
+    if dcazm < 0.0:
+        dxy = -dxy
+    if abs((dxy * uvh + dz * uvz) / h) < dirs[idir, 5]:
+        return False
+    return abs(uvh * dz - uvz * dxy) <= dirs[idir, 7]
+
+
+@numba.njit(cache=True, inline="always")
 def _pair_directional(dx, dy, dz, a, b, dirs, lag, ltol, n_lags, r2max, measure, acc):
     dxy2 = dx * dx + dy * dy
     h2 = dxy2 + dz * dz
@@ -179,27 +202,46 @@ def _pair_directional(dx, dy, dz, a, b, dirs, lag, ltol, n_lags, r2max, measure,
         return
     h = math.sqrt(h2)
     for idir in range(dirs.shape[0]):
-        uvx, uvy, uvh, uvz = dirs[idir, 0], dirs[idir, 1], dirs[idir, 2], dirs[idir, 3]
-        omni = dirs[idir, 8] > 0.5
-        if not omni:
-            if dxy2 <= ZERO_DISTANCE_SQ:
-                dxy = 0.0
-                dcazm = 1.0
-            else:
-                dxy = math.sqrt(dxy2)
-                dcazm = (dx * uvx + dy * uvy) / dxy
-            if abs(dcazm) < dirs[idir, 4]:
-                continue
-            if abs(uvx * dy - uvy * dx) > dirs[idir, 6]:
-                continue
-            if dcazm < 0.0:
-                dxy = -dxy
-            if abs((dxy * uvh + dz * uvz) / h) < dirs[idir, 5]:
-                continue
-            if abs(uvh * dz - uvz * dxy) > dirs[idir, 7]:
-                continue
+        if not _accepts(dx, dy, dz, dxy2, h, dirs, idir):
+            continue
         head_is_b = dx * dirs[idir, 9] + dy * dirs[idir, 10] + dz * dirs[idir, 11] >= 0.0
-        _bin_pair(acc[idir], h, a, b, lag, ltol, n_lags, measure, head_is_b, omni)
+        _bin_pair(acc[idir], h, a, b, lag, ltol, n_lags, measure, head_is_b, dirs[idir, 8] > 0.5)
+
+
+@numba.njit(cache=True, inline="always")
+def _uniform(p, q):
+    """A fixed pseudo-random number in [0, 1) for the pair ``(p, q)`` (splitmix64 of the pair)."""
+    z = np.uint64(p) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(q) + np.uint64(0x632BE59BD9B4E019)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return float(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@numba.njit(cache=True, inline="always")
+def _pair_sample(dx, dy, dz, p, q, dirs, lag, ltol, n_lags, r2max, prob, vbuf, vcnt):
+    """Keep the separation vector of pair ``(p, q)`` in each of its bins with that bin's ``prob``."""
+    dxy2 = dx * dx + dy * dy
+    h2 = dxy2 + dz * dz
+    if h2 <= ZERO_DISTANCE_SQ or h2 > r2max:
+        return
+    h = math.sqrt(h2)
+    u = _uniform(p, q)
+    cap = vbuf.shape[2]
+    for idir in range(dirs.shape[0]):
+        if not _accepts(dx, dy, dz, dxy2, h, dirs, idir):
+            continue
+        k0 = max(1, math.floor((h - ltol) / lag))
+        k1 = min(n_lags, math.floor((h + ltol) / lag) + 1)
+        for k in range(k0, k1 + 1):
+            if abs(h - k * lag) > ltol or u >= prob[idir, k - 1]:
+                continue
+            m = vcnt[idir, k - 1]
+            if m < cap:
+                vbuf[idir, k - 1, m, 0] = dx
+                vbuf[idir, k - 1, m, 1] = dy
+                vbuf[idir, k - 1, m, 2] = dz
+                vcnt[idir, k - 1] = m + 1
 
 
 @numba.njit(cache=True, inline="always")
@@ -229,8 +271,16 @@ def _pair_map(dx, dy, dz, a, b, cell, nmap, r2max, measure, acc):
     acc[k, 4] += g
 
 
-def _pairs_kernel(x, y, z, v, keys, starts, counts, ijk, dims, reach, bounds, mode, dirs, par, out):
-    """Visit every pair within reach once, chunk by chunk (``out[chunk]`` per chunk)."""
+def _pairs_kernel(
+    x, y, z, v, keys, starts, counts, ijk, dims, reach, bounds, mode, dirs, par, out, samp
+):
+    """Visit every pair within reach once, chunk by chunk (``out[chunk]`` per chunk).
+
+    ``mode`` 0: directional accumulators; 1: variogram map; 2: sample of separation vectors per
+    direction and lag, ``samp = (prob (ndir, n_lags), vbuf (nch, ndir, n_lags, cap, 3), vcnt
+    (nch, ndir, n_lags))``.
+    """
+    prob, vbuf, vcnt = samp
     lag, ltol, r2max, cell = par[0], par[1], par[2], par[3]
     n_lags, measure, nmap = int(par[4]), int(par[5]), int(par[6])
     nkeys = keys.shape[0]
@@ -275,9 +325,25 @@ def _pairs_kernel(x, y, z, v, keys, starts, counts, ijk, dims, reach, bounds, mo
                                         measure,
                                         acc,
                                     )
-                                else:
+                                elif mode == 1:
                                     _pair_map(
                                         dx, dy, dz, v[p], v[q], cell, nmap, r2max, measure, acc[0]
+                                    )
+                                else:
+                                    _pair_sample(
+                                        dx,
+                                        dy,
+                                        dz,
+                                        p,
+                                        q,
+                                        dirs,
+                                        lag,
+                                        ltol,
+                                        n_lags,
+                                        r2max,
+                                        prob,
+                                        vbuf[ch],
+                                        vcnt[ch],
                                     )
 
 
@@ -357,10 +423,16 @@ def _direction_table(directions) -> np.ndarray:
     return np.array(rows, dtype=float).reshape(-1, 12)
 
 
-def _run_pairs(xyz, values, rmax, mode, dirs, par, n_out, parallel):
-    """Hash points into cells of ``rmax / 2`` and run the pair kernel; returns summed accumulators."""
+def _run_pairs(xyz, values, rmax, mode, dirs, par, n_out, parallel, sample=None):
+    """Hash points into cells of ``rmax / 2`` and run the pair kernel; returns summed accumulators.
+
+    With ``sample = (prob, cap)`` (mode 2) returns ``(vbuf, vcnt)`` stacked over the chunks.
+    """
     n = xyz.shape[0]
     if n < 2:
+        if sample is not None:
+            nd, nl = sample[0].shape
+            return np.zeros((0, nd, nl, sample[1], 3)), np.zeros((0, nd, nl), np.int64)
         return np.zeros(n_out)
     cell = max(rmax / 2.0, 1e-9)
     lo = xyz.min(axis=0)
@@ -379,6 +451,15 @@ def _run_pairs(xyz, values, rmax, mode, dirs, par, n_out, parallel):
     bounds = np.searchsorted(cum, np.linspace(0, n, nch + 1)[1:-1], side="left") + 1
     bounds = np.unique(np.concatenate([[0], np.minimum(bounds, keys.size), [keys.size]]))
     out = np.zeros((bounds.size - 1, *n_out))
+    if sample is None:
+        samp = (np.zeros((1, 1)), np.zeros((1, 1, 1, 1, 3)), np.zeros((1, 1, 1), np.int64))
+    else:
+        nd, nl = sample[0].shape
+        samp = (
+            np.ascontiguousarray(sample[0], dtype=float),
+            np.zeros((bounds.size - 1, nd, nl, sample[1], 3)),
+            np.zeros((bounds.size - 1, nd, nl), np.int64),
+        )
     s = xyz[order]
     kernel = _pairs_parallel if parallel else _pairs_serial
     kernel(
@@ -397,7 +478,10 @@ def _run_pairs(xyz, values, rmax, mode, dirs, par, n_out, parallel):
         dirs,
         np.asarray(par, dtype=float),
         out,
+        samp,
     )
+    if sample is not None:
+        return samp[1], samp[2]
     return out.sum(axis=0)
 
 
@@ -505,6 +589,80 @@ def experimental_variogram(
             )
         )
     return pd.concat(rows, ignore_index=True)[COLUMNS]
+
+
+def sample_pairs(
+    xyz,
+    *,
+    lag: float,
+    n_lags: int,
+    directions,
+    lag_tol: float | None = None,
+    frame=None,
+    per_lag: int = 200,
+    n_pairs=None,
+    parallel: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed random sample of the pairs behind each row of :func:`experimental_variogram`.
+
+    Fitting a model to a directional variogram by its value at ``distance`` along the nominal
+    direction ignores that the pairs of a lag lie anywhere in the tolerance cone: off-axis pairs
+    reach into the shorter axes and raise the experimental gamma. The model's exact counterpart of
+    a lag is the mean of the model over the lag's own separation vectors, which this sample
+    approximates (every pair is kept in lags with at most ``per_lag`` pairs).
+
+    Parameters
+    ----------
+    xyz : array_like, shape (n, 3)
+        Sample coordinates; rows with a non-finite coordinate are left out (rows with a missing
+        value must be left out by the caller, as :func:`experimental_variogram` does).
+    lag, n_lags, directions, lag_tol, frame, parallel
+        As :func:`experimental_variogram` (same pairs, same rows).
+    per_lag : int
+        About how many pairs to keep per lag: each pair of a lag with ``N`` pairs is kept with
+        probability ``min(1, per_lag / N)`` by a fixed hash of the pair, so the sample does not
+        depend on threads or on the call.
+    n_pairs : array_like, shape (len(directions) * n_lags,), optional
+        Pair counts per row (the ``n_pairs`` column); computed when None.
+
+    Returns
+    -------
+    rows : numpy.ndarray of int, shape (m,)
+        Row of the :func:`experimental_variogram` table (direction-major, lag-minor) of each pair.
+    vectors : numpy.ndarray, shape (m, 3)
+        Separation vector ``x_j - x_i`` of each pair, world frame (its sign is arbitrary).
+    """
+    lag, n_lags, ltol = _check_lags(lag, n_lags, lag_tol)
+    directions = list(directions)
+    xyz = np.asarray(xyz, dtype=float)
+    xyz = xyz[np.all(np.isfinite(xyz), axis=1)]
+    fm = _frame_matrix(frame) if frame is not None else np.eye(3)
+    xyz = xyz @ fm.T
+    rmax = n_lags * lag + ltol
+    dirs = _direction_table(directions)
+    shape = (len(directions), n_lags)
+    if n_pairs is None:
+        par = [lag, ltol, rmax * rmax, 0.0, n_lags, 0, 0]
+        acc = _run_pairs(xyz, np.zeros(len(xyz)), rmax, 0, dirs, par, (*shape, _NACC), parallel)
+        n_pairs = acc[..., 0]
+    n_pairs = np.asarray(n_pairs, dtype=float).reshape(shape)
+    prob = np.minimum(1.0, per_lag / np.maximum(n_pairs, 1.0))
+    par = [lag, ltol, rmax * rmax, 0.0, n_lags, 0, 0]
+    cap = int(min(2 * int(per_lag) + 16, max(n_pairs.max(), 1.0)))
+    vbuf, vcnt = _run_pairs(
+        xyz, np.zeros(len(xyz)), rmax, 2, dirs, par, (1, 1, _NACC), parallel, (prob, cap)
+    )
+    rows, vecs = [], []
+    for r in range(shape[0] * shape[1]):
+        i, k = divmod(r, n_lags)
+        for ch in range(vcnt.shape[0]):
+            m = vcnt[ch, i, k]
+            if m:
+                vecs.append(vbuf[ch, i, k, :m])
+                rows.append(np.full(m, r, dtype=np.int64))
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros((0, 3))
+    return np.concatenate(rows), np.concatenate(vecs) @ fm
 
 
 def along_hole(xyz, hole_codes) -> np.ndarray:

@@ -32,6 +32,7 @@ from estimator.variography.experimental import (
     downhole_variogram,
     experimental_variogram,
     normal_scores,
+    sample_pairs,
 )
 from estimator.variography.models import STRUCTURE_TYPES, Structure, VariogramModel
 
@@ -50,7 +51,9 @@ class VariographySettings:
     (``"fit"``: fitted with the structures, starting from the down-hole estimate; ``"downhole"``:
     the down-hole variogram's first ``nugget_lags`` lags extrapolated to zero and kept),
     ``nugget_lags``, ``angles`` (None: found), ``fan_step``,
-    ``refine_orientation``, ``include_downhole``, ``min_pairs``.
+    ``refine_orientation``, ``include_downhole``, ``min_pairs``, ``pair_sample`` (pairs kept
+    per lag to model each lag as the mean of the model over its own pairs; 0: the model at the
+    lag's mean distance along the nominal direction).
     """
 
     lag: float | None = None
@@ -74,6 +77,7 @@ class VariographySettings:
     refine_orientation: bool = True
     include_downhole: bool = True
     min_pairs: int = 30
+    pair_sample: int = 200
 
     def __post_init__(self):
         if self.measure not in MEASURES:
@@ -155,13 +159,16 @@ def nugget_from_downhole(
     return float(np.clip(icpt, 0.0, hi))
 
 
-def _unpack(p, ns, variance, nugget):
-    """Parameters -> (ranges (ns, 3), sills (ns,), nugget, total sill)."""
+def _unpack(p, ns, variance, nugget, log_max):
+    """Parameters -> (ranges (ns, 3), sills (ns,), nugget, total sill).
+
+    Structure ``i >= 1`` has, per axis, ``log r_i = log r_(i-1) + f (log_max - log r_(i-1))``
+    with ``f`` in [0, 1]: ranges grow from one structure to the next and stay below the bound.
+    """
     r = [np.exp(p[0:3])]
     for i in range(1, ns):
-        r.append(
-            r[-1] * np.exp(p[3 * i : 3 * i + 3])
-        )  # every axis grows from one structure to the next
+        lr = np.log(r[-1])
+        r.append(np.exp(lr + p[3 * i : 3 * i + 3] * np.maximum(log_max - lr, 0.0)))
     rest = list(p[3 * ns :])
     total = variance if variance is not None else rest.pop(0)
     nug = nugget if nugget is not None else rest.pop(0) * total
@@ -186,6 +193,7 @@ def fit_model(
     initial_nugget: float | None = None,
     max_range: float | None = None,
     downhole_directions=None,
+    pairs=None,
 ) -> tuple[VariogramModel, dict]:
     """Fit nugget + nested structures with one orientation to directional experimental variograms.
 
@@ -213,12 +221,20 @@ def fit_model(
     initial_nugget : float, optional
         Starting nugget when it is fitted (default: 10 % of the sill).
     max_range : float, optional
-        Upper bound of every range (default: 3 times the largest lag distance).
+        Upper bound of every range (default: 1.5 times the largest lag distance; no lag
+        constrains a range much beyond it, and a long low structure would otherwise soak up the
+        drift of a single realisation's variogram at long lags).
     downhole_directions : tuple of (array (m, 3), array (m,)), optional
         Unit directions of the holes and their weights (e.g. samples per hole). Rows whose
         ``direction`` is ``"downhole"`` are then modelled as the weighted mean of the model along
         every hole, so holes of mixed orientation are fitted correctly; without it they are
         modelled along their ``azimuth`` and ``dip`` (the mean hole direction).
+    pairs : tuple of (array (m,) int, array (m, 3)), optional
+        A sample of the separation vectors behind the rows of ``experimental`` (row position,
+        vector), e.g. from :func:`~estimator.variography.experimental.sample_pairs`. A row with
+        sampled pairs is modelled as the mean of the model over them, which is what its
+        experimental gamma estimates whatever the direction tolerances; other rows are modelled
+        at ``distance`` along their direction.
 
     Returns
     -------
@@ -230,19 +246,25 @@ def fit_model(
 
     Notes
     -----
-    Residuals are ``sqrt(n_pairs) * (model - gamma)`` at the vector ``distance * u`` of each lag.
+    Residuals are ``sqrt(n_pairs) * (model - gamma)``, the model taken over the lag's sampled
+    pairs or at the vector ``distance * u``.
     Sills are parametrised by stick-breaking fractions in [0, 1] so they always sum to
     ``variance - nugget``, and each structure's ranges are the previous one's times factors >= 1.
     """
     types = _structure_types(tuple(types), n_structures)
     info = {"warnings": []}
-    t = experimental[np.isfinite(experimental["azimuth"]) & np.isfinite(experimental["gamma"])]
     for name, g in experimental.groupby("direction", sort=False):
         if (g["n_pairs"] >= min_pairs).sum() == 0:
             info["warnings"].append(
                 f"direction {name!r}: no lag with at least {min_pairs} pairs; left out of the fit"
             )
-    t = t[t["n_pairs"] >= min_pairs]
+    use = (
+        np.isfinite(experimental["azimuth"]).to_numpy()
+        & np.isfinite(experimental["gamma"]).to_numpy()
+        & (experimental["n_pairs"] >= min_pairs).to_numpy()
+    )
+    t = experimental[use]
+    p_row, p_vec = _pairs_of_rows(pairs, use)
     vec = t["distance"].to_numpy()[:, None] * direction_vector(
         t["azimuth"].to_numpy(), t["dip"].to_numpy()
     )
@@ -254,8 +276,16 @@ def fit_model(
         dh_rows = (t["direction"] == "downhole").to_numpy()
         dh_vec = (t["distance"].to_numpy()[dh_rows, None, None] * hole_u[None, :, :]).reshape(-1, 3)
 
+    p_n = np.bincount(p_row, minlength=len(t)).astype(float)
+    p_has = p_n > 0
+
     def model_at(nug, sills, rng):
         g = nested_gamma(vec, nug, sills, rng, angles, types)
+        if p_has.any():
+            gp = nested_gamma(p_vec, nug, sills, rng, angles, types)
+            g[p_has] = (np.bincount(p_row, weights=gp, minlength=len(t)) / np.maximum(p_n, 1))[
+                p_has
+            ]
         if dh_rows.any():
             gd = nested_gamma(dh_vec, nug, sills, rng, angles, types).reshape(-1, hole_u.shape[0])
             g[dh_rows] = gd @ hole_w
@@ -267,7 +297,7 @@ def fit_model(
         if np.isfinite(experimental["distance"]).any()
         else 1.0
     )
-    max_range = 3.0 * dmax if max_range is None else float(max_range)
+    max_range = 1.5 * dmax if max_range is None else float(max_range)
     if initial_ranges is None:
         initial_ranges = [
             dmax * (i + 1) / (n_structures + 1) * np.array([1.0, 0.7, 0.4])
@@ -284,11 +314,15 @@ def fit_model(
         info["cost"] = math.nan
         return _model(nug, sills, r0, angles, types), info
     gmax = float(np.max(gam))
+    log_max = np.log(max_range)
+    r0 = np.minimum(r0, max_range)
     q0 = np.log(r0[0]).tolist()
     for i in range(1, n_structures):
-        q0 += np.log(np.maximum(r0[i] / r0[i - 1], 1.0 + 1e-6)).tolist()
+        lr = np.log(r0[i - 1])
+        gap = np.maximum(log_max - lr, 1e-12)
+        q0 += np.clip((np.log(np.maximum(r0[i], r0[i - 1])) - lr) / gap, 0.0, 1.0).tolist()
     lo = [np.log(1e-3 * dmax)] * 3 + [0.0] * 3 * (n_structures - 1)
-    hi = [np.log(max_range)] * 3 + [np.log(max_range / (1e-3 * dmax))] * 3 * (n_structures - 1)
+    hi = [log_max] * 3 + [1.0] * 3 * (n_structures - 1)
     extra0, elo, ehi = [], [], []
     if variance is None:
         extra0, elo, ehi = [gmax], [1e-9], [3.0 * gmax]
@@ -303,7 +337,7 @@ def fit_model(
     p0 = np.clip(p0, lo + 1e-9, hi - 1e-9)
 
     def resid(p):
-        rng, sills, nug, _ = _unpack(p, n_structures, variance, nugget)
+        rng, sills, nug, _ = _unpack(p, n_structures, variance, nugget, log_max)
         return wt * (model_at(nug, sills, rng) - gam)
 
     best = None
@@ -313,9 +347,20 @@ def fit_model(
         res = least_squares(resid, start, bounds=(lo, hi), max_nfev=100 * len(p0))
         if best is None or res.cost < best.cost:
             best = res
-    rng, sills, nug, _ = _unpack(best.x, n_structures, variance, nugget)
+    rng, sills, nug, _ = _unpack(best.x, n_structures, variance, nugget, log_max)
     info["cost"] = float(best.cost)
     return _model(nug, sills, rng, angles, types), info
+
+
+def _pairs_of_rows(pairs, use) -> tuple[np.ndarray, np.ndarray]:
+    """Sampled pairs of the rows kept (``use``), re-indexed to positions among those rows."""
+    if pairs is None:
+        return np.zeros(0, np.int64), np.zeros((0, 3))
+    rows, vec = np.asarray(pairs[0], dtype=np.int64), np.asarray(pairs[1], dtype=float)
+    new = np.cumsum(use) - 1
+    keep = (rows >= 0) & (rows < use.size)
+    keep[keep] = use[rows[keep]]
+    return new[rows[keep]], vec[keep]
 
 
 def _model(nugget, sills, ranges, angles, types) -> VariogramModel:
@@ -506,6 +551,18 @@ def variography(
     )
     omni = experimental_variogram(xyz, work, lag=lag, n_lags=s.n_lags, directions=[OMNI], **common)
     fit_rows = [pr] + ([tables[0]] if tables and s.include_downhole else [])
+    pairs = None
+    if s.pair_sample > 0:
+        pairs = sample_pairs(
+            xyz,
+            lag=lag,
+            n_lags=s.n_lags,
+            directions=principal_directions(s, map_ranges),
+            lag_tol=s.lag_tolerance,
+            frame=angles,
+            per_lag=s.pair_sample,
+            n_pairs=pr["n_pairs"].to_numpy(),
+        )
     model, info = fit_model(
         pd.concat(fit_rows, ignore_index=True),
         angles,
@@ -517,6 +574,7 @@ def variography(
         initial_ranges=init_ranges,
         initial_nugget=nug_dh,
         downhole_directions=hole_directions(xyz, hid) if hid is not None else None,
+        pairs=pairs,
     )
     diag["warnings"].extend(info["warnings"])
     diag["cost"] = info["cost"]
