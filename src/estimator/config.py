@@ -225,6 +225,7 @@ class FitConfig(_Section):
     refine_orientation: bool = True
     include_downhole: bool = True
     min_pairs: PositiveInt = 30
+    pair_sample: Annotated[int, Field(ge=0)] = 200
 
 
 class VariographyEntry(_Section):
