@@ -574,6 +574,27 @@ def variogram_angles() -> list[float]:  # a new list each call: no YAML aliases
     return [(STRIKE + 90.0) % 360.0, -DIP, 0.0]
 
 
+#: Composites are capped and averaged, so their variance is below the generator's: sills scaled
+#: so that leave-one-hole-out cross-validation (benchmarks/compare_variograms.py, 10 folds)
+#: gives standardised errors of variance ~1 (offset 1.00, cowboy 0.99, outlaw 1.00).
+SILL_FACTOR = {"offset": 0.81, "cowboy": 0.77, "outlaw": 0.68}
+#: Roby (broad, near surface): the generator's axes cross-validate with a conditional-bias slope
+#: of -0.02; this rounded fitted model gives 0.24 and std-error variance 0.93.
+FITTED_MODELS = {
+    "roby": {
+        "nugget": 0.3,
+        "structures": [
+            {
+                "type": "spherical",
+                "sill": 0.75,
+                "ranges": [170.0, 80.0, 8.0],
+                "angles": [277.0, 0.0, 27.0],
+            }
+        ],
+    },
+}
+
+
 # fmt: off
 def demo_config(meshes: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
     """The demo run config (SPEC section 3) as a mapping; paths relative to its folder."""
@@ -584,7 +605,11 @@ def demo_config(meshes: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
     shape = np.ceil((hi + 10.0 - origin) / 5.0).astype(int)
 
     def model(lens):
-        var = lens.mean**2 * lens.cv**2  # pd variance; nugget 30 %, short 40 %, long 30 %
+        if lens.name in FITTED_MODELS:
+            return {"model": FITTED_MODELS[lens.name]}
+        # pd variance of the generator, times the sill factor that cross-validation calibrated
+        var = lens.mean**2 * lens.cv**2 * SILL_FACTOR.get(lens.name, 1.0)
+        # nugget 30 %, short 40 %, long 30 %
         return {"model": {"nugget": round(0.3 * var, 2), "structures": [
             {"type": "spherical", "sill": round(0.4 * var, 2), "ranges": list(lens.short),
              "angles": ang()},
@@ -611,7 +636,8 @@ def demo_config(meshes: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
              "max_samples": 24, "max_per_hole": 4},
             {"scale": 2.0, "min_samples": 4, "max_samples": 24}]},
         "report": {"cutoffs": [0, 1, 2, 3, 4, 5, 6]},
-        "intercepts": {"cutoff": 1.0, "min_length": 3.0, "max_dilution": 3.0, "including": 5.0},
+        "intercepts": {"cutoff": 1.0, "min_length": 3.0, "max_dilution": 3.0, "including": 5.0,
+                       "including_min_length": 2.0},
         "compute": {"scheduler": "threads", "chunks": [64, 64, 32]},
         "output": "runs/demo",
     }
