@@ -115,3 +115,30 @@ def test_intercepts_demo_reads_like_a_release(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Including" in out
     assert "Offset Zone" in out
+
+
+def test_fitted_variograms_paste_back_into_the_config(tmp_path):
+    """Without an explicit model the stage fits one; variograms.yaml pastes back as config."""
+    for p in DEMO.parent.iterdir():
+        if p.is_file():
+            shutil.copy(p, tmp_path / p.name)
+    raw = yaml.safe_load(DEMO.read_text())
+    del raw["variography"]["outlaw"]  # fit this one
+    cfg_path = tmp_path / "fit.yaml"
+    cfg_path.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "run"
+    assert main(["run", str(cfg_path), "--until", "variograms", "--out", str(out), "--quiet"]) == 0
+    fitted = yaml.safe_load((out / "variograms.yaml").read_text())
+    assert set(fitted) == {"offset", "cowboy", "outlaw", "sheriff", "roby"}
+    # explicit models are written back unchanged
+    assert fitted["offset"]["pd"]["model"] == raw["variography"]["offset"]["pd"]["model"]
+    model = fitted["outlaw"]["pd"]["model"]
+    assert model["nugget"] >= 0
+    assert 1 <= len(model["structures"]) <= 3
+    assert (out / "plots" / "variogram_outlaw_pd.png").is_file()
+    table = pd.read_csv(out / "variograms_experimental.csv")
+    assert set(table[table["domain"] == "outlaw"]["source"]) == {"fitted"}
+    # paste the whole file back: the config loads and runs with it
+    raw["variography"] = fitted
+    cfg_path.write_text(yaml.safe_dump(raw))
+    assert main(["check", str(cfg_path), "--out", str(tmp_path / "check"), "--quiet"]) == 0
