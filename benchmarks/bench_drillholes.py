@@ -18,11 +18,11 @@ import numpy as np
 from estimator.compositing import composite
 from estimator.config import load_config
 from estimator.datareport import DataReport
-from estimator.domains import flag_domains
+from estimator.domains import flag_domains, wireframe_domains
 from estimator.drillholes.desurvey import desurvey
 from estimator.io.drillholes import read_drillholes
 from estimator.io.wireframe import load_wireframe
-from estimator.pipeline import RunState, _wireframe_domains, stage_composites, stage_data
+from estimator.pipeline import RunState, stage_composites, stage_data
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {"babbitt": ROOT / "configs" / "babbitt.yaml", "demo": ROOT / "configs" / "demo" / "demo.yaml"}
@@ -48,7 +48,7 @@ def bench(name: str, repeat: int) -> None:
     mids = 0.5 * (a["from"].to_numpy(float) + a["to"].to_numpy(float))
     t, xyz = best(lambda: desurvey(holes.collars, holes.surveys, a["hole_id"].to_numpy(), mids), repeat)
     rows.append(("desurvey mid-points", t, f"{len(mids)} points"))
-    t, wf_dom = best(lambda: _wireframe_domains(cfg, wfs, xyz), repeat)
+    t, wf_dom = best(lambda: wireframe_domains(cfg.domains, wfs, xyz), repeat)
     rows.append(("inside tests", t, f"{len(xyz)} points x {len(wfs)} wireframes"))
     codes = {c: d.name for d in cfg.domains for c in d.zone_codes}
     t, intervals = best(lambda: flag_domains(a, holes.zones, codes, wf_dom, DataReport()), repeat)

@@ -39,3 +39,29 @@ def cap_values(values: np.ndarray, rule: float | str) -> tuple[np.ndarray, float
     cap = cap_value(values, rule)
     capped = np.where(values > cap, cap, values)
     return capped, cap
+
+
+def apply_caps(comps, capping: dict, report):
+    """Top-cut grades per domain (``capping = {domain: {grade: value or "pXX"}}``).
+
+    Every capped composite is one report line; missing grades (NaN) are never capped.
+    """
+    comps = comps.copy()
+    for dom, per_grade in capping.items():
+        sel = (comps["domain"] == dom).to_numpy()
+        for grade, rule in per_grade.items():
+            values = comps.loc[sel, grade].to_numpy(float)
+            capped, cap = cap_values(values, rule)
+            changed = np.flatnonzero(values > cap)  # NaN compares False: never "capped"
+            sub = comps.loc[sel].iloc[changed]
+            for (_, row), old in zip(sub.iterrows(), values[changed], strict=True):
+                report.add(
+                    "composites.csv",
+                    None,
+                    row["hole_id"],
+                    "capped",
+                    f"{grade} {old:g} in domain {dom} at {row['from']:g}-{row['to']:g} is above the cap {cap:g} ({rule})",
+                    f"set to {cap:g}",
+                )
+            comps.loc[sel, grade] = capped
+    return comps

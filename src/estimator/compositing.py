@@ -272,3 +272,55 @@ def composite(
         }
     )
     return out, dropped
+
+
+def drop_empty_composites(comps: pd.DataFrame, grades: list[str], report) -> pd.DataFrame:
+    """Leave out composites with no sampled length for any grade (one summary line per domain)."""
+    covered = comps[[f"covered_{g}" for g in grades]].to_numpy(float)
+    empty = ~(covered > 0).any(axis=1)
+    if empty.any():
+        for dom, n in comps.loc[empty, "domain"].astype(str).value_counts().sort_index().items():
+            length = float(comps.loc[empty & (comps["domain"] == dom).to_numpy(), "length"].sum())
+            report.add(
+                "composites.csv",
+                None,
+                None,
+                "empty_composite",
+                f"{n} composites in domain {dom} ({length:g} length units) hold no sampled assay",
+                "left out of composites.csv",
+            )
+    return comps.loc[~empty].reset_index(drop=True)
+
+
+def drop_coincident(comps: pd.DataFrame, report) -> pd.DataFrame:
+    """Leave out composites at exactly the position of an earlier one (twinned or duplicated holes).
+
+    Two samples at one point make the kriging system singular. The composite of the hole whose
+    id sorts first is kept (so the choice does not depend on file order); one report line per
+    pair of holes says how many were left out.
+    """
+    order = np.lexsort((comps["from"].to_numpy(float), comps["hole_id"].astype(str).to_numpy()))
+    ranked = comps.iloc[order]
+    key = ["x", "y", "z", "domain"]
+    dup_sorted = ranked.duplicated(key, keep="first").to_numpy()
+    if not dup_sorted.any():
+        return comps
+    dup = np.zeros(len(comps), dtype=bool)
+    dup[order] = dup_sorted
+    first = ranked.loc[~dup_sorted, [*key, "hole_id"]]
+    keyed = comps.loc[dup].merge(
+        first,
+        on=key,
+        suffixes=("", "_kept"),
+    )
+    for (hole, kept), group in keyed.groupby(["hole_id", "hole_id_kept"], sort=True):
+        report.add(
+            "composites.csv",
+            None,
+            hole,
+            "coincident_composite",
+            f"{len(group)} composites of hole {hole} lie exactly where composites of hole {kept} are "
+            f"(from {group['from'].min():g} to {group['to'].max():g}): a twinned or duplicated hole",
+            f"left out (hole {kept} kept)",
+        )
+    return comps.loc[~dup].reset_index(drop=True)

@@ -226,3 +226,27 @@ def _report_unmapped(zones: pd.DataFrame, code_to_domain: dict[str, str], report
             f"intervals, first here)",
             "intervals logged with it treated as outside every domain",
         )
+
+
+def wireframe_domains(domains, wireframes: dict, xyz: np.ndarray) -> np.ndarray:
+    """Domain name of each point from the wireframes ("" outside all).
+
+    Parameters
+    ----------
+    domains : sequence
+        Domain configs (with ``.name``) in config order: where wireframes overlap, the first
+        domain wins.
+    wireframes : dict
+        ``{name: Wireframe}``; domains without a wireframe are skipped.
+    xyz : numpy.ndarray, shape (n, 3)
+    """
+    from estimator.geometry.mesh import points_inside
+
+    out = np.full(len(xyz), "", dtype=object)
+    for d in domains:
+        wf = wireframes.get(d.name)
+        if wf is None:
+            continue
+        inside = points_inside(wf.vertices, wf.faces, xyz) & (out == "")
+        out[inside] = d.name
+    return out

@@ -57,7 +57,7 @@ class RunState:
 # ---------------------------------------------------------------------------------------
 def stage_data(state: RunState) -> None:
     """Load and validate the tables, desurvey them and flag each interval's domain."""
-    from estimator.domains import flag_domains
+    from estimator.domains import flag_domains, wireframe_domains
     from estimator.drillholes.desurvey import desurvey
     from estimator.io.drillholes import read_drillholes, read_samples
     from estimator.io.wireframe import load_wireframe
@@ -73,7 +73,9 @@ def stage_data(state: RunState) -> None:
     if not cfg.data.drillholes:
         samples = read_samples(cfg.data, cfg.grades, report)
         xyz = samples[["x", "y", "z"]].to_numpy(float)
-        samples["domain"] = _wireframe_domains(cfg, wireframes, xyz) if cfg.domains else "all"
+        samples["domain"] = (
+            wireframe_domains(cfg.domains, wireframes, xyz) if cfg.domains else "all"
+        )
         state.results["samples"] = samples
         state.counts.update(samples=len(samples), holes=int(samples["hole_id"].nunique()))
         return
@@ -83,7 +85,7 @@ def stage_data(state: RunState) -> None:
     mids = 0.5 * (assays["from"].to_numpy(float) + assays["to"].to_numpy(float))
     xyz = desurvey(holes.collars, holes.surveys, assays["hole_id"].to_numpy(), mids)
     if cfg.domains:
-        wf_domain = _wireframe_domains(cfg, wireframes, xyz) if wireframes else None
+        wf_domain = wireframe_domains(cfg.domains, wireframes, xyz) if wireframes else None
         code_to_domain = {c: d.name for d in cfg.domains for c in d.zone_codes}
         intervals = flag_domains(assays, holes.zones, code_to_domain, wf_domain, report)
     else:
@@ -98,29 +100,27 @@ def stage_data(state: RunState) -> None:
     )
 
 
-def _wireframe_domains(cfg: RunConfig, wireframes: dict, xyz: np.ndarray) -> np.ndarray:
-    """Domain name of each point from the wireframes; the first domain in config order wins."""
-    from estimator.geometry.mesh import points_inside
-
-    out = np.full(len(xyz), "", dtype=object)
-    for d in cfg.domains:
-        wf = wireframes.get(d.name)
-        if wf is None:
-            continue
-        inside = points_inside(wf.vertices, wf.faces, xyz) & (out == "")
-        out[inside] = d.name
-    return out
-
-
 def stage_composites(state: RunState) -> None:
     """Composite within each domain, place composites by desurvey, apply caps."""
-    from estimator.compositing import composite
+    from estimator.capping import apply_caps
+    from estimator.compositing import composite, drop_coincident, drop_empty_composites
     from estimator.drillholes.desurvey import desurvey
 
     cfg = state.config
+    report = state.report
     if "samples" in state.results:
         comps = state.results["samples"]
-        comps = comps[comps["domain"] != ""].reset_index(drop=True)
+        outside = (comps["domain"] == "").to_numpy()
+        if outside.any():
+            report.add(
+                comps["_file"].iloc[0] if "_file" in comps else "",
+                None,
+                None,
+                "outside_domains",
+                f"{int(outside.sum())} samples lie outside every domain's wireframe",
+                "not estimated (left out of composites.csv)",
+            )
+        comps = comps.loc[~outside].reset_index(drop=True)
     else:
         holes = state.results["drillholes"]
         intervals = state.results["intervals"]
@@ -137,91 +137,18 @@ def stage_composites(state: RunState) -> None:
             residual=c.residual,
             tranche_order=tranche_order,
         )
-        comps = _drop_empty_composites(comps, cfg.grades, state.report)
+        comps = drop_empty_composites(comps, cfg.grades, report)
         mids = 0.5 * (comps["from"].to_numpy(float) + comps["to"].to_numpy(float))
         xyz = desurvey(holes.collars, holes.surveys, comps["hole_id"].to_numpy(), mids)
         comps.insert(4, "x", xyz[:, 0])
         comps.insert(5, "y", xyz[:, 1])
         comps.insert(6, "z", xyz[:, 2])
-    comps = _drop_coincident(comps, state.report)
-    comps = _apply_caps(cfg, comps, state.report)
+    comps = drop_coincident(comps, report)
+    comps = apply_caps(comps, cfg.capping, report)
     state.results["composites"] = comps
     state.counts["composites"] = len(comps)
     state.counts["composites_by_domain"] = _value_counts(comps["domain"])
     state.files["composites"] = str(output.write_csv(state.out / "composites.csv", comps))
-
-
-def _drop_empty_composites(
-    comps: pd.DataFrame, grades: list[str], report: DataReport
-) -> pd.DataFrame:
-    """Leave out composites with no sampled length for any grade (one summary line per domain)."""
-    covered = comps[[f"covered_{g}" for g in grades]].to_numpy(float)
-    empty = ~(covered > 0).any(axis=1)
-    if empty.any():
-        for dom, n in _value_counts(comps.loc[empty, "domain"]).items():
-            length = float(comps.loc[empty & (comps["domain"] == dom).to_numpy(), "length"].sum())
-            report.add(
-                "composites.csv",
-                None,
-                None,
-                "empty_composite",
-                f"{n} composites in domain {dom} ({length:g} length units) hold no sampled assay",
-                "left out of composites.csv",
-            )
-    return comps.loc[~empty].reset_index(drop=True)
-
-
-def _drop_coincident(comps: pd.DataFrame, report: DataReport) -> pd.DataFrame:
-    """Leave out composites at exactly the position of an earlier one (twinned or duplicated holes).
-
-    Two samples at one point make the kriging system singular. The first (in hole order) is
-    kept; one report line per pair of holes says how many were left out.
-    """
-    dup = comps.duplicated(["x", "y", "z", "domain"], keep="first").to_numpy()
-    if not dup.any():
-        return comps
-    first = comps.drop_duplicates(["x", "y", "z", "domain"], keep="first")
-    keyed = comps.loc[dup].merge(
-        first[["x", "y", "z", "domain", "hole_id"]],
-        on=["x", "y", "z", "domain"],
-        suffixes=("", "_kept"),
-    )
-    for (hole, kept), group in keyed.groupby(["hole_id", "hole_id_kept"], sort=True):
-        report.add(
-            "composites.csv",
-            None,
-            hole,
-            "coincident_composite",
-            f"{len(group)} composites of hole {hole} lie exactly where composites of hole {kept} are "
-            f"(from {group['from'].min():g} to {group['to'].max():g}): a twinned or duplicated hole",
-            f"left out (hole {kept} kept)",
-        )
-    return comps.loc[~dup].reset_index(drop=True)
-
-
-def _apply_caps(cfg: RunConfig, comps: pd.DataFrame, report: DataReport) -> pd.DataFrame:
-    """Top-cut grades per domain (value or percentile rule); every capped composite is reported."""
-    from estimator.capping import cap_values
-
-    comps = comps.copy()
-    for dom, per_grade in cfg.capping.items():
-        sel = (comps["domain"] == dom).to_numpy()
-        for grade, rule in per_grade.items():
-            values = comps.loc[sel, grade].to_numpy(float)
-            capped, cap = cap_values(values, rule)
-            changed = np.flatnonzero(values > cap)  # NaN compares False: never "capped"
-            sub = comps.loc[sel].iloc[changed]
-            for (_, row), old in zip(sub.iterrows(), values[changed], strict=True):
-                report.add(
-                    "composites.csv",
-                    None,
-                    row["hole_id"],
-                    "capped",
-                    f"{grade} {old:g} in domain {dom} at {row['from']:g}-{row['to']:g} is above the cap {cap:g} ({rule})",
-                    f"set to {cap:g}",
-                )
-            comps.loc[sel, grade] = capped
-    return comps
 
 
 def stage_variograms(state: RunState) -> None:
