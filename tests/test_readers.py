@@ -434,3 +434,46 @@ def test_porphyry_loads():
     # Dips of 90.000002 (export noise) are snapped to 90, not reported.
     assert len(report) == 0
     assert dh.surveys["dip"].min() == -90.0
+
+
+def test_review_findings_duplicate_header_missing_mapping_ambiguous_alias_empty_tranche(tmp_path):
+    """Header mistakes are errors (exit 2), never a silent choice; an empty tranche is reported."""
+    from types import SimpleNamespace
+
+    import pytest
+
+    from estimator.datareport import DataReport
+    from estimator.errors import DataError
+    from estimator.io.drillholes import find_columns, read_drillholes
+
+    with pytest.raises(DataError, match=r"a\.csv: column 'Pd' appears twice in the header"):
+        find_columns(["hole_id", "pd", "Pd"], {"hole_id": ("BHID",)}, {}, "a.csv")
+    with pytest.raises(
+        DataError, match=r"c\.csv: data\.columns\.x is 'EASTING_X', but there is no such column"
+    ):
+        find_columns(["hole_id", "x"], {"x": ("EAST",)}, {"x": "EASTING_X"}, "c.csv")
+    with pytest.raises(
+        DataError,
+        match=r"c\.csv: columns X, EAST could each be 'x'; say which one with data\.columns\.x",
+    ):
+        find_columns(["X", "EAST"], {"x": ("EAST",)}, {}, "c.csv")
+
+    (tmp_path / "c.csv").write_text("hole_id,x,y,z\nA,0,0,0\n")
+    (tmp_path / "s.csv").write_text("hole_id,depth,azimuth,dip\nA,0,0,-90\n")
+    (tmp_path / "a1.csv").write_text("hole_id,from,to,pd\nA,0,1,1.5\n")
+    (tmp_path / "a2.csv").write_text("hole_id,from,to,pd\n")
+    (tmp_path / "dup.csv").write_text("hole_id,from,to,pd,pd\nA,0,1,1.5,2\n")
+    data = SimpleNamespace(
+        collars=tmp_path / "c.csv", surveys=tmp_path / "s.csv", zones=None, samples=None,
+        assays=[SimpleNamespace(path=tmp_path / "a1.csv", tranche="t1"),
+                SimpleNamespace(path=tmp_path / "a2.csv", tranche="t2")],
+        dip="negative_down", columns={}, below_detection="half", unsampled="nan",
+        sentinels=[-99.0, -999.0],
+    )  # fmt: skip
+    report = DataReport()
+    holes = read_drillholes(data, ["pd"], report)
+    assert len(holes.assays) == 1
+    assert report.counts().get("empty_file") == 1
+    data.assays = [SimpleNamespace(path=tmp_path / "dup.csv", tranche="t")]
+    with pytest.raises(DataError, match=r"dup\.csv: column 'pd' appears twice in the header"):
+        read_drillholes(data, ["pd"], DataReport())

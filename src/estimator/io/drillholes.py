@@ -110,17 +110,44 @@ def find_columns(
     header = [str(h) for h in header]
     by_upper: dict[str, str] = {}
     for h in header:
-        by_upper.setdefault(h.strip().upper(), h)
+        key = h.strip().upper()
+        if key in by_upper:
+            msg = (
+                f"{file}: column {h!r} appears twice in the header (as {by_upper[key]!r} and {h!r}); "
+                "rename one so that each column has one meaning"
+            )
+            raise DataError(msg)
+        by_upper[key] = h
     mapping = mapping or {}
     optional = set(optional)
     found: dict[str, str | None] = {}
     for name, aliases in canonical.items():
         keys = (f"{table}.{name}", name) if table else (name,)
-        mapped = [mapping[k] for k in keys if k in mapping]
-        wanted = [*mapped, name, *aliases]
-        hit = next(
-            (by_upper[w.strip().upper()] for w in wanted if w.strip().upper() in by_upper), None
+        mapped_keys = [k for k in keys if k in mapping]
+        if mapped_keys:
+            key = mapped_keys[0]
+            col = str(mapping[key])
+            if col.strip().upper() not in by_upper:
+                msg = (
+                    f"{file}: data.columns.{key} is {col!r}, but there is no such column "
+                    f"(columns are {', '.join(header)})"
+                )
+                raise DataError(msg)
+            found[name] = by_upper[col.strip().upper()]
+            continue
+        wanted = [name, *aliases]
+        hits = list(
+            dict.fromkeys(
+                by_upper[w.strip().upper()] for w in wanted if w.strip().upper() in by_upper
+            )
         )
+        if len(hits) > 1:
+            msg = (
+                f"{file}: columns {', '.join(hits)} could each be {name!r}; say which one with "
+                f"data.columns.{name}"
+            )
+            raise DataError(msg)
+        hit = hits[0] if hits else None
         if hit is None and name not in optional:
             looked = ", ".join(dict.fromkeys(w.upper() for w in wanted))
             msg = (
@@ -168,6 +195,17 @@ def _read_csv(path: Path) -> pd.DataFrame:
     except pd.errors.ParserError as err:
         msg = f"{path.name}: cannot be read as CSV ({err})"
         raise DataError(msg) from None
+    raw_header = pd.read_csv(path, header=None, nrows=1, dtype=str, encoding="utf-8-sig").iloc[0]
+    seen: dict[str, str] = {}
+    for name in raw_header.fillna("").astype(str):
+        key = name.strip().upper()
+        if key in seen:
+            msg = (
+                f"{path.name}: column {name!r} appears twice in the header (as {seen[key]!r} and "
+                f"{name!r}); rename one so that each column has one meaning"
+            )
+            raise DataError(msg)
+        seen[key] = name
     df = df.fillna("")
     # Header is line 1; blank lines are kept by the reader so line numbers stay true.
     df["_line"] = np.arange(2, len(df) + 2, dtype="int64")
@@ -278,6 +316,12 @@ def _read_assays(data, grades, rules, report) -> pd.DataFrame:
         path = _check_path(getattr(entry, "path", entry), "assays")
         tranche = getattr(entry, "tranche", None) or path.stem
         raw = _read_csv(path)
+        if raw.empty:
+            report.add(
+                path.name, None, "", "empty_file",
+                f"assay file of tranche {tranche} has a header but no rows",
+                "nothing read from it",
+            )  # fmt: skip
         cols = find_columns(raw.columns[:-2], ASSAY_COLUMNS, mapping, path.name, table="assays")
         gcols = _grade_columns(raw.columns[:-2], grades, mapping)
         seen.update(gcols)
