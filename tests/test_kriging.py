@@ -355,3 +355,46 @@ def test_nugget_counts_at_a_coincident_discretisation_point():
     )
     ref = reference_estimate(targets, offsets, xyz, values, holes, model, PASSES["single"])
     compare(fast, ref)
+
+
+def test_slope_and_kv_from_the_weights_independently():
+    """Slope = Cov(Z_V, Z*) / Var(Z*) and KV = Var(Z_V - Z*), rebuilt from the weights alone.
+
+    Cov(Z_V, Z*) = sum l_i Cbar_iV and Var(Z*) = l' C l, with C and Cbar evaluated here from the
+    model (not from the kernel's own kv and mu), on blocks that include some with mu > 0.
+    """
+    _, xyz, values, holes, targets = _case(seed=4)
+    model = MODELS["sph2"]
+    offsets = discretisation((6, 6, 3), (3, 3, 3))
+    out = estimate_blocks(
+        targets, offsets, xyz, values, holes, model, PASSES["octants"], return_weights=True
+    )
+    bv = block_covariance(model, offsets)
+    done = np.flatnonzero(out["pass"] > 0)
+    assert (out["lagrange"][done] > 0).any()
+    assert (out["lagrange"][done] < 0).any()
+    for b in done:
+        idx = out["indices"][b][out["indices"][b] >= 0]
+        lam = out["weights"][b][: len(idx)]
+        pts = xyz[idx]
+        c = model.covariance(pts[:, None, :] - pts[None, :, :])
+        cbar = model.covariance(pts[:, None, :] - (targets[b] + offsets)[None, :, :]).mean(axis=1)
+        cov, var = lam @ cbar, lam @ c @ lam
+        # atol: blocks beyond every range have Cov = 0 exactly here, ~1e-16 after the solve
+        np.testing.assert_allclose(out["slope"][b], cov / var, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(out["kv"][b], bv - 2 * cov + var, rtol=1e-9, atol=1e-12)
+
+
+def test_block_estimate_is_the_mean_of_point_estimates():
+    """With one neighbourhood for all (every sample), OK is linear in its right-hand side: the
+    block estimate equals the mean of the point estimates at the discretisation points."""
+    _, xyz, values, holes, targets = _case(seed=7, n_targets=20)
+    everything = (SearchPass((1e4, 1e4, 1e4), (0, 0, 0), 1, len(values)),)
+    model = MODELS["mixed3"]
+    offsets = discretisation((10, 8, 4), (3, 3, 2))
+    block = estimate_blocks(targets, offsets, xyz, values, holes, model, everything)["estimate"]
+    pts = (targets[:, None, :] + offsets[None, :, :]).reshape(-1, 3)
+    point = estimate_blocks(pts, np.zeros((1, 3)), xyz, values, holes, model, everything)
+    np.testing.assert_allclose(
+        block, point["estimate"].reshape(len(targets), -1).mean(axis=1), rtol=1e-10
+    )
