@@ -35,7 +35,17 @@ def test_check_demo_reports_every_seeded_error(tmp_path, capsys):
 def test_run_until_composites_demo(tmp_path):
     assert main(["run", str(DEMO), "--until", "composites", "--out", str(tmp_path), "--quiet"]) == 0
     comps = pd.read_csv(tmp_path / "composites.csv")
-    assert list(comps.columns[:9]) == ["hole_id", "from", "to", "length", "x", "y", "z", "domain", "tranche"]
+    assert list(comps.columns[:9]) == [
+        "hole_id",
+        "from",
+        "to",
+        "length",
+        "x",
+        "y",
+        "z",
+        "domain",
+        "tranche",
+    ]
     assert set(comps["domain"]) <= {"offset", "cowboy", "outlaw", "sheriff", "roby"}
     assert set(comps["tranche"]) == {"2011-06-28", "2011-09-14"}
     # composites never cross a domain boundary and are 2 m (merged residuals up to < 3 m)
@@ -43,7 +53,9 @@ def test_run_until_composites_demo(tmp_path):
     meta = json.loads((tmp_path / "run.json").read_text())
     assert meta["finished_stage"] == "composites"
     assert meta["counts"]["composites"] == len(comps)
-    assert len(meta["inputs"]) == 1 + 2 + 3 + 5  # config, collars/surveys/zones, 2 assay files, 5 wireframes
+    assert (
+        len(meta["inputs"]) == 1 + 2 + 3 + 5
+    )  # config, collars/surveys/zones, 2 assay files, 5 wireframes
 
 
 @pytest.mark.slow
@@ -68,10 +80,13 @@ def test_babbitt_full_run(tmp_path):
     with xr.open_dataset(tmp_path / "blockmodel.nc") as ds:
         est = ds["cu"].values[0]
         frac = ds["fraction"].values[0]
-        ok = np.isfinite(est) & (est >= 0.0)  # SPEC: blocks at or above the cut-off (OK can go negative)
+        ok = np.isfinite(est) & (
+            est >= 0.0
+        )  # SPEC: blocks at or above the cut-off (OK can go negative)
         tonnes = float((frac[ok] * 100.0 * 100.0 * 50.0 * 0.0793).sum())
         grade = float((frac[ok] * est[ok]).sum() / frac[ok].sum())
-        # nearly every block inside the wireframe is estimated
+        # nearly every block inside the wireframe is estimated (142 of ~48,000 blocks at the far
+        # edges of Mpz.stl have too few composites within both passes)
         assert np.isfinite(est).sum() >= 0.99 * (frac > 0).sum()
     gt = pd.read_csv(tmp_path / "grade_tonnage.csv")
     row = gt[(gt["domain"] == "mpz") & (gt["cutoff"] == 0.0) & (gt["class"] == "all")].iloc[0]
@@ -109,9 +124,12 @@ def test_intercepts_demo_reads_like_a_release(tmp_path, capsys):
     table = pd.read_csv(tmp_path / "intercepts.csv")
     assert list(table.columns) == ["hole_id", "from", "to", "length", "grade", "zone", "kind"]
     offset = table[(table["zone"] == "offset") & (table["kind"] == "interval")]
-    assert (offset["length"] >= 10).any()
-    assert offset["grade"].between(3.0, 8.0).mean() > 0.5
-    assert (table["kind"] == "including").any()
+    # the seed release: tens of metres at 4-6 g/t Pd in the Offset Zone, richer "including" runs
+    assert 20.0 <= offset["length"].median() <= 60.0
+    assert 4.0 <= offset["grade"].median() <= 6.0
+    including = table[(table["zone"] == "offset") & (table["kind"] == "including")]
+    assert (including["grade"] >= 5.0).all()
+    assert (including["length"] >= 2.0).all()  # intercepts.including_min_length of the demo
     out = capsys.readouterr().out
     assert "Including" in out
     assert "Offset Zone" in out

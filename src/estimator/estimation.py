@@ -191,7 +191,13 @@ def estimate_stage(
         counts["blocks_in_domains"][d] = int(inside.sum())
         for g in cfg.grades:
             p = ds[f"{g}_pass"].values[i]
+            missing = inside & (p == 0)
             counts["estimated_by_pass"].setdefault(d, {})[g] = {
                 str(k): int((p == k).sum()) for k in range(1, n_pass + 1)
-            } | {"not_estimated": int((inside & (p == 0)).sum())}
+            } | {
+                "not_estimated": int(missing.sum()),
+                "not_estimated_volume": float(
+                    ds["fraction"].values[i][missing].sum() * grid.block_volume
+                ),
+            }
     return ds, counts

@@ -193,6 +193,19 @@ def stage_estimate(state: RunState) -> None:
         log.warning(str(w.message))
     state.results["blockmodel"] = ds
     state.counts.update(counts)
+    for dom, per_grade in counts["estimated_by_pass"].items():
+        for grade, c in per_grade.items():
+            if c["not_estimated"]:
+                state.report.add(
+                    "blockmodel.nc",
+                    None,
+                    None,
+                    "unestimated_blocks",
+                    f"{c['not_estimated']} blocks of domain {dom} ({c['not_estimated_volume']:g} cubic "
+                    f"length units inside its wireframe) have no {grade} estimate: too few composites "
+                    "within every search pass",
+                    "left NaN: not in grade_tonnage.csv",
+                )
     state.files["blockmodel"] = str(output.write_netcdf(state.out / "blockmodel.nc", ds))
 
 
