@@ -78,6 +78,10 @@ def compare(path: Path, folds: int | None, extra: dict) -> list[dict]:
                 for k in ("rmse", "mean_error", "slope", "correlation", "var_std_error"):
                     row[f"{name}_{k}"] = s[k]
                 row[f"{name}_s"] = time.perf_counter() - t0
+            if "explicit_rmse" in row:
+                row["rmse_ratio"] = row["fitted_rmse"] / row["explicit_rmse"]
+            st = fitted[dom][grade].structures
+            row["fitted_angles"] = tuple(round(a, 1) for a in st[0].angles) if st else None
             row["fitted_model"] = fitted[dom][grade].to_dict()
             rows.append(row)
     return rows

@@ -226,6 +226,9 @@ class FitConfig(_Section):
     include_downhole: bool = True
     min_pairs: PositiveInt = 30
     pair_sample: Annotated[int, Field(ge=0)] = 200
+    nugget_floor: NonNegativeFloat = 1.0
+    tabular: Annotated[float, Field(gt=0, le=1)] = 0.3
+    tabular_check: Annotated[float, Field(gt=0, le=1)] = 0.6
 
 
 class VariographyEntry(_Section):

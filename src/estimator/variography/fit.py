@@ -1,9 +1,11 @@
 """Fitting nested anisotropic variogram models, and the variography stage for one domain and grade.
 
-The workflow is a resource geologist's: the nugget from the down-hole variogram at short lags;
-the axes of continuity from direction fans, refined on the 3D variogram map
-(:mod:`estimator.variography.directions`); experimental variograms along the three principal
-axes (read in the rotated frame of those axes); then 1 to 3 structures with one shared
+The workflow is a resource geologist's: lags at the spacing between holes (:func:`default_lag`);
+the nugget from the down-hole variogram at short lags (a fitted nugget may not fall below it);
+the axes of continuity from the plane of a tabular domain, or from direction fans refined on the
+3D variogram map (:mod:`estimator.variography.directions`), cross-validation choosing between
+the two when the domain is only somewhat tabular; experimental variograms along the three
+principal axes (read in the rotated frame of those axes); then 1 to 3 structures with one shared
 orientation and ranges per axis, fitted jointly to the principal directions (and the down-hole
 variogram) by pair-weighted least squares, with sills summing to the variance.
 """
@@ -17,12 +19,15 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
+from scipy.spatial import cKDTree
 
 from estimator.errors import DataError, EstimationWarning
 from estimator.variography.directions import (
     find_axes_fan,
+    find_axes_plane,
     fit_orientation,
     nested_gamma,
+    principal_axes,
 )
 from estimator.variography.experimental import (
     MEASURES,
@@ -43,7 +48,9 @@ PRINCIPAL = ("major", "semi-major", "minor")
 class VariographySettings:
     """Settings of the variography stage (config ``variography.<domain>.<grade>``).
 
-    ``experimental`` group: ``lag`` (None: half the data's diagonal / ``n_lags``), ``n_lags``,
+    ``experimental`` group: ``lag`` (None: :func:`default_lag`, and fitted ranges are then bounded
+    by the largest lag), ``n_lags`` (with a default lag, raised when needed so the lags reach
+    half the domain's longest extent, at most 2.5x),
     ``lag_tolerance`` (None: lag / 2), ``tolerance`` (degrees), ``dip_tolerance`` (None: same),
     ``bandwidth_h`` and ``bandwidth_v`` (None: no limit), ``measure``, ``normal_score``,
     ``downhole_lag`` (None: median spacing down the holes), ``downhole_n_lags``.
@@ -53,7 +60,13 @@ class VariographySettings:
     ``nugget_lags``, ``angles`` (None: found), ``fan_step``,
     ``refine_orientation``, ``include_downhole``, ``min_pairs``, ``pair_sample`` (pairs kept
     per lag to model each lag as the mean of the model over its own pairs; 0: the model at the
-    lag's mean distance along the nominal direction).
+    lag's mean distance along the nominal direction), ``nugget_floor`` (a fitted nugget stays at
+    or above this fraction of the down-hole nugget), ``tabular`` (when the composites' smallest
+    principal spread is below this fraction of the middle one, the domain is taken as tabular: the
+    minor axis is the normal of its plane and the major axis is found by a fan in that plane; 0
+    turns it off), ``tabular_check`` (below this ratio but above ``tabular``, both that and the
+    free orientation are fitted and the one with the lower leave-holes-out cross-validation RMSE
+    is kept).
     """
 
     lag: float | None = None
@@ -78,6 +91,9 @@ class VariographySettings:
     include_downhole: bool = True
     min_pairs: int = 30
     pair_sample: int = 200
+    nugget_floor: float = 1.0
+    tabular: float = 0.3
+    tabular_check: float = 0.6
 
     def __post_init__(self):
         if self.measure not in MEASURES:
@@ -194,6 +210,7 @@ def fit_model(
     max_range: float | None = None,
     downhole_directions=None,
     pairs=None,
+    nugget_floor: float = 0.0,
 ) -> tuple[VariogramModel, dict]:
     """Fit nugget + nested structures with one orientation to directional experimental variograms.
 
@@ -235,6 +252,9 @@ def fit_model(
         sampled pairs is modelled as the mean of the model over them, which is what its
         experimental gamma estimates whatever the direction tolerances; other rows are modelled
         at ``distance`` along their direction.
+    nugget_floor : float
+        Lower bound of a fitted nugget (e.g. a fraction of the down-hole nugget), clipped to
+        below the total sill.
 
     Returns
     -------
@@ -330,7 +350,9 @@ def fit_model(
         f0 = 0.1
         if initial_nugget is not None and np.isfinite(initial_nugget):
             f0 = initial_nugget / (variance if variance is not None else gmax)
-        extra0, elo, ehi = [*extra0, float(np.clip(f0, 0.0, 1.0))], [*elo, 0.0], [*ehi, 1.0]
+        flo = float(np.clip(nugget_floor / (variance if variance is not None else gmax), 0, 0.95))
+        f0 = float(np.clip(f0, flo, 1.0))
+        extra0, elo, ehi = [*extra0, f0], [*elo, flo], [*ehi, 1.0]
     fr0 = [1.0 / (n_structures - i) for i in range(n_structures - 1)]
     p0 = np.array(q0 + extra0 + fr0)
     lo, hi = np.array(lo + elo + [0.0] * len(fr0)), np.array(hi + ehi + [1.0] * len(fr0))
@@ -442,14 +464,16 @@ def variography(
     types = _structure_types(s.types, s.n_structures)
     variance = float(values.var())
     diag["variance"] = variance
-    extent = float(np.linalg.norm(np.ptp(xyz, axis=0)))
-    lag = s.lag if s.lag is not None else max(0.5 * extent / s.n_lags, 1e-9)
-    diag["lag"] = lag
+    axes, spread = principal_axes(xyz)
+    lag, n_lags = s.lag, int(s.n_lags)
+    if lag is None:
+        lag, n_lags = default_lag(xyz, hid, n_lags)
+    diag["lag"], diag["n_lags"] = lag, n_lags
     if variance <= 1e-12 * max(1.0, float(np.mean(values)) ** 2):
         diag["warnings"].append(
             f"zero variance ({variance:g}): nominal unit-sill isotropic model, nothing fitted"
         )
-        r = s.n_lags * lag
+        r = n_lags * lag
         model = VariogramModel(0.0, (Structure("spherical", 1.0, (r, r, r), (0.0, 0.0, 0.0)),))
         return (
             model,
@@ -493,89 +517,80 @@ def variography(
         else:
             diag["warnings"].append("no two samples in the same hole: no down-hole variogram")
     diag["nugget_downhole"] = nug_dh
+    nug_floor = 0.0
     if nugget is None and s.nugget_method == "downhole" and np.isfinite(nug_dh):
         nugget = nug_dh
     elif nugget is not None:
         nugget = nugget / factor
-    # Orientation.
-    angles, diag["angles_fan"] = s.angles, None
-    init_ranges, map_ranges = None, None
-    if angles is None:
-        try:
-            angles, _ = find_axes_fan(
-                xyz,
-                work,
-                lag=lag,
-                n_lags=s.n_lags,
-                step=s.fan_step,
-                tolerance=s.tolerance,
-                min_pairs=s.min_pairs,
-                measure=s.measure,
+    elif np.isfinite(nug_dh):
+        nug_floor = s.nugget_floor * nug_dh
+    # Orientation: the plane of a tabular domain, or fans refined on the variogram map; when the
+    # composites are only somewhat tabular, both are fitted and cross-validation decides.
+    ratio = spread[2] / spread[1] if spread[1] > 0 else 1.0
+    candidates, labels, diag["angles_fan"] = [], [], None
+    if s.angles is not None:
+        candidates.append((s.angles, None, None))
+        labels.append("given")
+    else:
+        if ratio < s.tabular_check or ratio < s.tabular:
+            plane = _plane_orientation(xyz, work, axes[2], lag, n_lags, s)
+            if plane is not None:
+                candidates.append((plane, None, None))
+                labels.append("plane")
+        if not candidates or (ratio >= s.tabular and hid is not None):
+            candidates.append(
+                _free_orientation(xyz, work, lag, n_lags, s, total, nugget, types, diag)
             )
-            diag["angles_fan"] = angles
-            if s.refine_orientation and s.measure != "correlogram":
-                # One structure is enough to place the axes, and is far more stable than a nested fit.
-                fo = fit_orientation(
-                    xyz,
-                    work,
-                    lag=lag,
-                    n_lags=s.n_lags,
-                    variance=total if total is not None else float(work.var()),
-                    starts=[angles, (0.0, 0.0, 0.0)],
-                    n_structures=1,
-                    types=types[-1:],
-                    nugget=nugget,
-                    measure=s.measure,
-                )
-                angles, map_ranges = fo["angles"], fo["ranges"][0]
-                diag["orientation_fit"] = {
-                    k: fo[k] for k in ("angles", "ranges", "sills", "nugget", "cost")
-                }
-                grow = {1: [1.0], 2: [0.5, 1.5], 3: [0.3, 1.0, 2.0]}[s.n_structures]
-                init_ranges = np.array([f * fo["ranges"][0] for f in grow])
-        except ValueError as exc:
-            diag["warnings"].append(
-                f"axes of continuity not found ({exc}); isotropic orientation (0, 0, 0) used"
-            )
-            angles = (0.0, 0.0, 0.0)
-    diag["angles"] = tuple(float(a) for a in angles)
-    # Principal directions and the fit.
-    pr = experimental_variogram(
-        xyz,
-        work,
-        lag=lag,
-        n_lags=s.n_lags,
-        directions=principal_directions(s, map_ranges),
-        frame=angles,
-        **common,
-    )
-    omni = experimental_variogram(xyz, work, lag=lag, n_lags=s.n_lags, directions=[OMNI], **common)
-    fit_rows = [pr] + ([tables[0]] if tables and s.include_downhole else [])
-    pairs = None
-    if s.pair_sample > 0:
-        pairs = sample_pairs(
-            xyz,
-            lag=lag,
-            n_lags=s.n_lags,
-            directions=principal_directions(s, map_ranges),
-            lag_tol=s.lag_tolerance,
-            frame=angles,
-            per_lag=s.pair_sample,
-            n_pairs=pr["n_pairs"].to_numpy(),
+            labels.append("free")
+        if len(candidates) > 1 and hid is None:
+            candidates, labels = candidates[-1:], labels[-1:]
+
+    def fit_at(angles, map_ranges, init_ranges):
+        dirs = principal_directions(s, map_ranges)
+        pr = experimental_variogram(
+            xyz, work, lag=lag, n_lags=n_lags, directions=dirs, frame=angles, **common
         )
-    model, info = fit_model(
-        pd.concat(fit_rows, ignore_index=True),
-        angles,
-        s.n_structures,
-        total,
-        nugget,
-        types,
-        min_pairs=s.min_pairs,
-        initial_ranges=init_ranges,
-        initial_nugget=nug_dh,
-        downhole_directions=hole_directions(xyz, hid) if hid is not None else None,
-        pairs=pairs,
-    )
+        pairs = None
+        if s.pair_sample > 0:
+            pairs = sample_pairs(
+                xyz,
+                lag=lag,
+                n_lags=n_lags,
+                directions=dirs,
+                lag_tol=s.lag_tolerance,
+                frame=angles,
+                per_lag=s.pair_sample,
+                n_pairs=pr["n_pairs"].to_numpy(),
+            )
+        fit_rows = [pr] + ([tables[0]] if tables and s.include_downhole else [])
+        model, info = fit_model(
+            pd.concat(fit_rows, ignore_index=True),
+            angles,
+            s.n_structures,
+            total,
+            nugget,
+            types,
+            min_pairs=s.min_pairs,
+            initial_ranges=init_ranges,
+            initial_nugget=nug_dh,
+            nugget_floor=nug_floor,
+            max_range=n_lags * lag if s.lag is None else None,
+            downhole_directions=hole_directions(xyz, hid) if hid is not None else None,
+            pairs=pairs,
+        )
+        return model, info, pr
+
+    fits = [fit_at(*c) for c in candidates]
+    pick = 0
+    if len(fits) > 1:
+        scores = [_cv_rmse(xyz, work, hid, f[0], n_lags * lag) for f in fits]
+        diag["orientation_cv"] = dict(zip(labels, scores, strict=True))
+        pick = int(np.nanargmin(scores)) if np.isfinite(scores).any() else len(fits) - 1
+    angles = candidates[pick][0]
+    diag["orientation"] = labels[pick]
+    diag["angles"] = tuple(float(a) for a in angles)
+    model, info, pr = fits[pick]
+    omni = experimental_variogram(xyz, work, lag=lag, n_lags=n_lags, directions=[OMNI], **common)
     diag["warnings"].extend(info["warnings"])
     diag["cost"] = info["cost"]
     table = pd.concat([pr, *tables, omni], ignore_index=True)
@@ -588,6 +603,145 @@ def variography(
     if factor != 1.0:
         model = scale_model(model, factor)
     return model, table, _warn(diag)
+
+
+def _plane_orientation(xyz, work, normal, lag, n_lags, s):
+    """GSLIB angles with the minor axis along ``normal`` and the major found in the plane."""
+    try:
+        angles, _ = find_axes_plane(
+            xyz,
+            work,
+            normal,
+            lag=lag,
+            n_lags=n_lags,
+            step=s.fan_step,
+            tolerance=s.tolerance,
+            min_pairs=s.min_pairs,
+            measure=s.measure,
+        )
+    except ValueError:
+        return None
+    return angles
+
+
+def _free_orientation(xyz, work, lag, n_lags, s, total, nugget, types, diag):
+    """(angles, map ranges, initial ranges) from the fans, refined on the variogram map."""
+    init_ranges, map_ranges = None, None
+    try:
+        angles, _ = find_axes_fan(
+            xyz,
+            work,
+            lag=lag,
+            n_lags=n_lags,
+            step=s.fan_step,
+            tolerance=s.tolerance,
+            min_pairs=s.min_pairs,
+            measure=s.measure,
+        )
+        diag["angles_fan"] = angles
+        if s.refine_orientation and s.measure != "correlogram":
+            # One structure is enough to place the axes, and is far more stable than a nested fit.
+            fo = fit_orientation(
+                xyz,
+                work,
+                lag=lag,
+                n_lags=n_lags,
+                variance=total if total is not None else float(work.var()),
+                starts=[angles, (0.0, 0.0, 0.0)],
+                n_structures=1,
+                types=types[-1:],
+                nugget=nugget,
+                measure=s.measure,
+            )
+            angles, map_ranges = fo["angles"], fo["ranges"][0]
+            diag["orientation_fit"] = {
+                k: fo[k] for k in ("angles", "ranges", "sills", "nugget", "cost")
+            }
+            grow = {1: [1.0], 2: [0.5, 1.5], 3: [0.3, 1.0, 2.0]}[s.n_structures]
+            init_ranges = np.array([f * fo["ranges"][0] for f in grow])
+    except ValueError as exc:
+        diag["warnings"].append(
+            f"axes of continuity not found ({exc}); isotropic orientation (0, 0, 0) used"
+        )
+        angles = (0.0, 0.0, 0.0)
+    return angles, map_ranges, init_ranges
+
+
+def _cv_rmse(xyz, values, hole_ids, model: VariogramModel, reach: float, folds: int = 10):
+    """Leave-holes-out cross-validation RMSE of ``model`` by ordinary kriging.
+
+    The search is the same for every model (a sphere of radius ``reach``, 16 samples, at most 4
+    per hole), so models are compared on the same composites and neighbours.
+    """
+    from estimator.kriging.estimate import SearchPass
+    from estimator.validation import cross_validate, summary
+
+    spass = SearchPass(
+        ranges=(reach, reach, reach),
+        angles=(0.0, 0.0, 0.0),
+        min_samples=4,
+        max_samples=16,
+        max_per_hole=4,
+    )
+    return float(
+        summary(cross_validate(xyz, values, hole_ids, model, [spass], folds=folds))["rmse"]
+    )
+
+
+def default_lag(xyz, hole_ids=None, n_lags: int = 12) -> tuple[float, int]:
+    """Lag and number of lags suited to drillhole data.
+
+    The lag is the median distance from a composite to the nearest composite of another hole (the
+    scale at which holes are compared; lags shorter than it only see pairs down the holes), or
+    half the longest principal extent of the composites over ``n_lags`` when that is shorter.
+    The number of lags is raised, when needed, so the lags reach half that extent (at most
+    ``2.5 * n_lags``). Without holes: half the diagonal / ``n_lags``.
+
+    Parameters
+    ----------
+    xyz : array_like, shape (n, 3)
+        Composite positions.
+    hole_ids : array_like, shape (n,), optional
+        Hole of each composite.
+    n_lags : int
+        Smallest number of lags.
+
+    Returns
+    -------
+    lag : float
+    n_lags : int
+    """
+    xyz = np.asarray(xyz, dtype=float)
+    extent = float(np.linalg.norm(np.ptp(xyz, axis=0))) if len(xyz) else 0.0
+    fallback = max(0.5 * extent / n_lags, 1e-9)
+    if hole_ids is None or len(xyz) < 3:
+        return fallback, int(n_lags)
+    codes = pd.factorize(pd.Series(np.asarray(hole_ids)))[0]
+    if codes.max() < 1:
+        return fallback, int(n_lags)
+    tree = cKDTree(xyz)
+    nn = np.full(len(xyz), np.nan)
+    todo = np.arange(len(xyz))
+    k = 16
+    while todo.size:
+        kk = min(k, len(xyz))
+        dist, idx = tree.query(xyz[todo], k=kk)
+        other = codes[np.minimum(idx, len(xyz) - 1)] != codes[todo, None]
+        other &= np.isfinite(dist)
+        found = other.any(axis=1)
+        nn[todo[found]] = dist[found, np.argmax(other[found], axis=1)]
+        todo = todo[~found]
+        if kk == len(xyz):
+            break
+        k *= 4
+    lag = float(np.nanmedian(nn)) if np.isfinite(nn).any() else fallback
+    axes, _ = principal_axes(xyz)
+    reach = 0.5 * float(np.ptp(xyz @ axes[0]))
+    lag = min(lag, reach / n_lags)
+    if not lag > 0:
+        return fallback, int(n_lags)
+    n = int(np.clip(math.ceil(reach / lag), n_lags, math.ceil(2.5 * n_lags)))
+    return lag, n
 
 
 def hole_directions(xyz, hole_ids) -> tuple[np.ndarray, np.ndarray]:
