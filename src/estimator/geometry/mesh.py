@@ -451,7 +451,7 @@ def build_wireframe(vertices, faces, source: str = "", report=None, max_hole_edg
             continue
         vol = mesh_volume(v, body)
         if abs(vol) <= _FLAT_BODY * _surface_area(v, body) ** 1.5:
-            what = f"{label} is closed but encloses no volume (a flat or double-sided sheet)"
+            what = f"{label} encloses no volume (a flat sheet, a single triangle or a double-sided fin)"
             reasons.append(what)
             add("wireframe_open_body", what, "body left out")
             continue
