@@ -274,7 +274,9 @@ def composite(
     return out, dropped
 
 
-def drop_empty_composites(comps: pd.DataFrame, grades: list[str], report) -> pd.DataFrame:
+def drop_empty_composites(
+    comps: pd.DataFrame, grades: list[str], report, unit: str = "length units"
+) -> pd.DataFrame:
     """Leave out composites with no sampled length for any grade (one summary line per domain)."""
     covered = comps[[f"covered_{g}" for g in grades]].to_numpy(float)
     empty = ~(covered > 0).any(axis=1)
@@ -286,7 +288,7 @@ def drop_empty_composites(comps: pd.DataFrame, grades: list[str], report) -> pd.
                 None,
                 None,
                 "empty_composite",
-                f"{n} composites in domain {dom} ({length:g} length units) hold no sampled assay",
+                f"{n} composites in domain {dom} ({length:g} {unit}) hold no sampled assay",
                 "left out of composites.csv",
             )
     return comps.loc[~empty].reset_index(drop=True)

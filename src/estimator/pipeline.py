@@ -27,6 +27,14 @@ from estimator.io import output
 log = logging.getLogger(__name__)
 
 STAGES = ("data", "composites", "variograms", "estimate", "report")
+#: What each stage does, in the geologist's words (progress messages).
+STAGE_WORDS = {
+    "data": "Reading, validating and desurveying the data; flagging domains",
+    "composites": "Compositing within domains; capping",
+    "variograms": "Variography",
+    "estimate": "Building the block model and estimating blocks",
+    "report": "Grade-tonnage report",
+}
 #: The config sections each stage reads (besides its inputs from earlier stages): what an
 #: incremental update compares to decide which stages must run again.
 STAGE_SECTIONS = {
@@ -137,7 +145,9 @@ def stage_composites(state: RunState) -> None:
             residual=c.residual,
             tranche_order=tranche_order,
         )
-        comps = drop_empty_composites(comps, cfg.grades, report)
+        comps = drop_empty_composites(
+            comps, cfg.grades, report, cfg.data.length_unit or "length units"
+        )
         mids = 0.5 * (comps["from"].to_numpy(float) + comps["to"].to_numpy(float))
         xyz = desurvey(holes.collars, holes.surveys, comps["hole_id"].to_numpy(), mids)
         comps.insert(4, "x", xyz[:, 0])
@@ -193,6 +203,7 @@ def stage_estimate(state: RunState) -> None:
         log.warning(str(w.message))
     state.results["blockmodel"] = ds
     state.counts.update(counts)
+    unit = state.config.data.length_unit or "length units"
     for dom, per_grade in counts["estimated_by_pass"].items():
         for grade, c in per_grade.items():
             if c["not_estimated"]:
@@ -202,7 +213,7 @@ def stage_estimate(state: RunState) -> None:
                     None,
                     "unestimated_blocks",
                     f"{c['not_estimated']} blocks of domain {dom} ({c['not_estimated_volume']:g} cubic "
-                    f"length units inside its wireframe) have no {grade} estimate: too few composites "
+                    f"{unit} inside its wireframe) have no {grade} estimate: too few composites "
                     "within every search pass",
                     "left NaN: not in grade_tonnage.csv",
                 )
@@ -330,11 +341,11 @@ def run(
             if section and getattr(cfg, section) is None:
                 log.info("stage %s skipped: no %s section in the config", name, section)
                 break
-            log.info("stage %s ...", name)
+            log.info("%s ...", STAGE_WORDS[name])
             t0 = time.perf_counter()
             STAGE_FUNCS[name](state)
             state.timings[name] = time.perf_counter() - t0
-            log.info("stage %s done in %.2f s", name, state.timings[name])
+            log.info("  done in %.2f s", state.timings[name])
             done = name
     finally:
         write_data_report(state)
