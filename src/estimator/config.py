@@ -229,6 +229,7 @@ class FitConfig(_Section):
     nugget_floor: NonNegativeFloat = 1.0
     tabular: Annotated[float, Field(gt=0, le=1)] = 0.3
     tabular_check: Annotated[float, Field(gt=0, le=1)] = 0.6
+    max_anisotropy: Annotated[float, Field(ge=1)] | None = 20.0
 
 
 class VariographyEntry(_Section):

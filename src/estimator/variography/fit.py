@@ -66,7 +66,9 @@ class VariographySettings:
     minor axis is the normal of its plane and the major axis is found by a fan in that plane; 0
     turns it off), ``tabular_check`` (below this ratio but above ``tabular``, both that and the
     free orientation are fitted and the one with the lower leave-holes-out cross-validation RMSE
-    is kept).
+    is kept), ``max_anisotropy`` (largest ratio between two ranges of one structure, major /
+    semi-major and major / minor included, in the fit of the structures (not in the one-structure
+    orientation fit that places the axes and starts it); 0 or None: no bound).
     """
 
     lag: float | None = None
@@ -94,6 +96,7 @@ class VariographySettings:
     nugget_floor: float = 1.0
     tabular: float = 0.3
     tabular_check: float = 0.6
+    max_anisotropy: float | None = 20.0
 
     def __post_init__(self):
         if self.measure not in MEASURES:
@@ -104,6 +107,9 @@ class VariographySettings:
             raise ValueError(msg)
         if self.nugget_method not in ("fit", "downhole"):
             msg = f"nugget_method must be 'fit' or 'downhole'; got {self.nugget_method!r}"
+            raise ValueError(msg)
+        if self.max_anisotropy and self.max_anisotropy < 1.0:
+            msg = f"max_anisotropy must be at least 1 (0 or None: no bound); got {self.max_anisotropy!r}"
             raise ValueError(msg)
         bad = [t for t in self.types if t not in STRUCTURE_TYPES]
         if bad:
@@ -175,16 +181,57 @@ def nugget_from_downhole(
     return float(np.clip(icpt, 0.0, hi))
 
 
-def _unpack(p, ns, variance, nugget, log_max):
-    """Parameters -> (ranges (ns, 3), sills (ns,), nugget, total sill).
+def _log_ranges(p, ns, log_lo, log_max, span=None):
+    """Parameters -> log ranges (ns, 3).
 
-    Structure ``i >= 1`` has, per axis, ``log r_i = log r_(i-1) + f (log_max - log r_(i-1))``
-    with ``f`` in [0, 1]: ranges grow from one structure to the next and stay below the bound.
+    Structure ``i >= 1`` has, per axis, ``log r_i = lo + f (hi - lo)`` with ``f`` in [0, 1],
+    ``lo`` the previous structure's log range and ``hi`` the bound ``log_max``: ranges grow from
+    one structure to the next and stay below the bound. Structure 0's log ranges are parameters,
+    except with a ``span`` (the log of the largest anisotropy ratio): then the semi-major and
+    minor axes are fractions too, and every axis ``k > 0`` has its window narrowed to within
+    ``span`` of the axes before it (``lo >= max(x_j) - span``, ``hi <= min(x_j) + span``, ``j < k``),
+    so no two ranges of a structure differ by more than the ratio. The windows are never empty
+    when the previous structure meets the bound.
     """
-    r = [np.exp(p[0:3])]
-    for i in range(1, ns):
-        lr = np.log(r[-1])
-        r.append(np.exp(lr + p[3 * i : 3 * i + 3] * np.maximum(log_max - lr, 0.0)))
+    out, prev = np.empty((ns, 3)), None
+    for i in range(ns):
+        q = p[3 * i : 3 * i + 3]
+        for k in range(3):
+            if i == 0 and (k == 0 or span is None):
+                out[i, k] = q[k]
+                continue
+            lo, hi = (prev[k] if i else log_lo), log_max
+            if span is not None and k:
+                lo = max(lo, out[i, :k].max() - span)
+                hi = min(hi, out[i, :k].min() + span)
+            out[i, k] = lo + q[k] * max(hi - lo, 0.0)
+        prev = out[i]
+    return out
+
+
+def _range_params(r, ns, log_lo, log_max, span):
+    """Inverse of :func:`_log_ranges` for ranges ``r`` (ns, 3), clipped into their windows."""
+    lr = np.log(np.asarray(r, float))
+    x, q, prev = np.empty((ns, 3)), [], None
+    for i in range(ns):
+        for k in range(3):
+            if i == 0 and k == 0:
+                x[i, k] = float(np.clip(lr[i, k], log_lo, log_max))
+                q.append(x[i, k])
+                continue
+            lo, hi = (prev[k] if i else log_lo), log_max
+            if k:
+                lo = max(lo, x[i, :k].max() - span)
+                hi = min(hi, x[i, :k].min() + span)
+            x[i, k] = float(np.clip(lr[i, k], lo, max(hi, lo)))
+            q.append((x[i, k] - lo) / (hi - lo) if hi > lo else 0.0)
+        prev = x[i]
+    return q
+
+
+def _unpack(p, ns, variance, nugget, log_max, log_lo=-np.inf, span=None):
+    """Parameters -> (ranges (ns, 3), sills (ns,), nugget, total sill); see :func:`_log_ranges`."""
+    r = np.exp(_log_ranges(p, ns, log_lo, log_max, span))
     rest = list(p[3 * ns :])
     total = variance if variance is not None else rest.pop(0)
     nug = nugget if nugget is not None else rest.pop(0) * total
@@ -193,7 +240,7 @@ def _unpack(p, ns, variance, nugget, log_max):
         w.append(left * f)
         left *= 1.0 - f
     w.append(left)
-    return np.array(r), (total - nug) * np.asarray(w), nug, total
+    return r, (total - nug) * np.asarray(w), nug, total
 
 
 def fit_model(
@@ -211,6 +258,7 @@ def fit_model(
     downhole_directions=None,
     pairs=None,
     nugget_floor: float = 0.0,
+    max_anisotropy: float | None = None,
 ) -> tuple[VariogramModel, dict]:
     """Fit nugget + nested structures with one orientation to directional experimental variograms.
 
@@ -255,6 +303,9 @@ def fit_model(
     nugget_floor : float
         Lower bound of a fitted nugget (e.g. a fraction of the down-hole nugget), clipped to
         below the total sill.
+    max_anisotropy : float, optional
+        Largest ratio between two ranges of one structure (e.g. major / minor); 0 or None: no
+        bound. Initial ranges are clipped to it.
 
     Returns
     -------
@@ -335,14 +386,23 @@ def fit_model(
         return _model(nug, sills, r0, angles, types), info
     gmax = float(np.max(gam))
     log_max = np.log(max_range)
+    log_lo = np.log(1e-3 * dmax)
+    span = math.log(max_anisotropy) if max_anisotropy else None
     r0 = np.minimum(r0, max_range)
-    q0 = np.log(r0[0]).tolist()
-    for i in range(1, n_structures):
-        lr = np.log(r0[i - 1])
-        gap = np.maximum(log_max - lr, 1e-12)
-        q0 += np.clip((np.log(np.maximum(r0[i], r0[i - 1])) - lr) / gap, 0.0, 1.0).tolist()
-    lo = [np.log(1e-3 * dmax)] * 3 + [0.0] * 3 * (n_structures - 1)
-    hi = [log_max] * 3 + [1.0] * 3 * (n_structures - 1)
+    if span is None:
+        q0 = np.log(r0[0]).tolist()
+        for i in range(1, n_structures):
+            lr = np.log(r0[i - 1])
+            gap = np.maximum(log_max - lr, 1e-12)
+            q0 += np.clip((np.log(np.maximum(r0[i], r0[i - 1])) - lr) / gap, 0.0, 1.0).tolist()
+        lo = [log_lo] * 3 + [0.0] * 3 * (n_structures - 1)
+        hi = [log_max] * 3 + [1.0] * 3 * (n_structures - 1)
+        n_shift = 3
+    else:
+        q0 = _range_params(r0, n_structures, log_lo, log_max, span)
+        lo = [log_lo] + [0.0] * (3 * n_structures - 1)
+        hi = [log_max] + [1.0] * (3 * n_structures - 1)
+        n_shift = 1
     extra0, elo, ehi = [], [], []
     if variance is None:
         extra0, elo, ehi = [gmax], [1e-9], [3.0 * gmax]
@@ -359,17 +419,18 @@ def fit_model(
     p0 = np.clip(p0, lo + 1e-9, hi - 1e-9)
 
     def resid(p):
-        rng, sills, nug, _ = _unpack(p, n_structures, variance, nugget, log_max)
+        rng, sills, nug, _ = _unpack(p, n_structures, variance, nugget, log_max, log_lo, span)
         return wt * (model_at(nug, sills, rng) - gam)
 
     best = None
     for scale in (1.0, 0.5, 2.0):
         start = p0.copy()
-        start[:3] = np.clip(p0[:3] + np.log(scale), lo[:3] + 1e-9, hi[:3] - 1e-9)
+        sl = slice(0, n_shift)
+        start[sl] = np.clip(p0[sl] + np.log(scale), lo[sl] + 1e-9, hi[sl] - 1e-9)
         res = least_squares(resid, start, bounds=(lo, hi), max_nfev=100 * len(p0))
         if best is None or res.cost < best.cost:
             best = res
-    rng, sills, nug, _ = _unpack(best.x, n_structures, variance, nugget, log_max)
+    rng, sills, nug, _ = _unpack(best.x, n_structures, variance, nugget, log_max, log_lo, span)
     info["cost"] = float(best.cost)
     return _model(nug, sills, rng, angles, types), info
 
@@ -577,6 +638,7 @@ def variography(
             max_range=n_lags * lag if s.lag is None else None,
             downhole_directions=hole_directions(xyz, hid) if hid is not None else None,
             pairs=pairs,
+            max_anisotropy=s.max_anisotropy,
         )
         return model, info, pr
 
