@@ -156,7 +156,11 @@ def test_fitted_variograms_paste_back_into_the_config(tmp_path):
     assert (out / "plots" / "variogram_outlaw_pd.png").is_file()
     table = pd.read_csv(out / "variograms_experimental.csv")
     assert set(table[table["domain"] == "outlaw"]["source"]) == {"fitted"}
-    # paste the whole file back: the config loads and runs with it
+    # rounded as a geologist writes it: 4 significant digits, angles to 0.1 degree
+    assert all(len(f"{s['sill']:.10g}".replace(".", "").lstrip("0")) <= 4 for s in model["structures"])
+    # paste the whole file back: the same models, now explicit, are used and written again
     raw["variography"] = fitted
     cfg_path.write_text(yaml.safe_dump(raw))
-    assert main(["check", str(cfg_path), "--out", str(tmp_path / "check"), "--quiet"]) == 0
+    again = tmp_path / "again"
+    assert main(["run", str(cfg_path), "--until", "variograms", "--out", str(again), "--quiet"]) == 0
+    assert yaml.safe_load((again / "variograms.yaml").read_text()) == fitted

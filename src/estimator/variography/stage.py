@@ -30,6 +30,33 @@ def settings_of(entry: VariographyEntry | None) -> VariographySettings:
     )
 
 
+def _sig(x: float, digits: int = 4) -> float:
+    return float(f"{x:.{digits}g}")
+
+
+def rounded(model):
+    """A fitted model rounded the way a geologist writes one: 4 significant digits for the
+    nugget, sills and ranges, 0.1 degree for the angles.
+
+    The rounded model is the one estimation uses and ``variograms.yaml`` shows, so pasting the
+    file back into the config reproduces the run exactly.
+    """
+    from estimator.variography.models import Structure, VariogramModel
+
+    return VariogramModel(
+        _sig(model.nugget),
+        tuple(
+            Structure(
+                s.type,
+                _sig(s.sill),
+                tuple(_sig(r) for r in s.ranges),
+                tuple(round(a, 1) + 0.0 for a in s.angles),
+            )
+            for s in model.structures
+        ),
+    )
+
+
 def experimental_for_model(
     xyz, values, hole_ids, depths, model, s: VariographySettings
 ) -> pd.DataFrame:
@@ -119,6 +146,7 @@ def variography_stage(cfg: RunConfig, comps: pd.DataFrame, *, plots: bool = True
                         )
                         raise DataError(msg)
                     model, table, _diag = variography(xyz, values, holes, s, depths=depths)
+                    model = rounded(model)
                     source = "fitted"
             for w in caught:
                 notes.append(f"variography.{dom}.{grade}: {w.message}")
