@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -167,6 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     except EstimatorError as err:
         print(f"estimator: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # output piped into `head` and the reader went away: not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("estimator: interrupted", file=sys.stderr)
         return 130
