@@ -398,3 +398,65 @@ def find_axes_plane(
         raise ValueError(msg)
     major = vecs[int(np.nanargmin(score))]
     return axes_to_gslib_angles(major, np.cross(n, major)), fan
+
+
+def plane_orientation(xyz, work, normal, lag, n_lags, s):
+    """GSLIB angles with the minor axis along ``normal`` and the major found in the plane."""
+    try:
+        angles, _ = find_axes_plane(
+            xyz,
+            work,
+            normal,
+            lag=lag,
+            n_lags=n_lags,
+            step=s.fan_step,
+            tolerance=s.tolerance,
+            min_pairs=s.min_pairs,
+            measure=s.measure,
+        )
+    except ValueError:
+        return None
+    return angles
+
+
+def free_orientation(xyz, work, lag, n_lags, s, total, nugget, types, diag):
+    """(angles, map ranges, initial ranges) from the fans, refined on the variogram map."""
+    init_ranges, map_ranges = None, None
+    try:
+        angles, _ = find_axes_fan(
+            xyz,
+            work,
+            lag=lag,
+            n_lags=n_lags,
+            step=s.fan_step,
+            tolerance=s.tolerance,
+            min_pairs=s.min_pairs,
+            measure=s.measure,
+        )
+        diag["angles_fan"] = angles
+        if s.refine_orientation and s.measure != "correlogram":
+            # One structure is enough to place the axes, and is far more stable than a nested fit.
+            fo = fit_orientation(
+                xyz,
+                work,
+                lag=lag,
+                n_lags=n_lags,
+                variance=total if total is not None else float(work.var()),
+                starts=[angles, (0.0, 0.0, 0.0)],
+                n_structures=1,
+                types=types[-1:],
+                nugget=nugget,
+                measure=s.measure,
+            )
+            angles, map_ranges = fo["angles"], fo["ranges"][0]
+            diag["orientation_fit"] = {
+                k: fo[k] for k in ("angles", "ranges", "sills", "nugget", "cost")
+            }
+            grow = {1: [1.0], 2: [0.5, 1.5], 3: [0.3, 1.0, 2.0]}[s.n_structures]
+            init_ranges = np.array([f * fo["ranges"][0] for f in grow])
+    except ValueError as exc:
+        diag["warnings"].append(
+            f"axes of continuity not found ({exc}); isotropic orientation (0, 0, 0) used"
+        )
+        angles = (0.0, 0.0, 0.0)
+    return angles, map_ranges, init_ranges

@@ -16,8 +16,9 @@ import pandas as pd
 from estimator.config import RunConfig, VariographyEntry
 from estimator.errors import DataError, EstimationWarning
 from estimator.variography.experimental import downhole_variogram, experimental_variogram
-from estimator.variography.fit import VariographySettings, principal_directions, variography
+from estimator.variography.fit import variography
 from estimator.variography.plot import plot_variograms
+from estimator.variography.settings import VariographySettings, principal_directions
 
 log = logging.getLogger(__name__)
 
