@@ -295,12 +295,15 @@ def drop_empty_composites(
 
 
 def drop_coincident(comps: pd.DataFrame, report) -> pd.DataFrame:
-    """Leave out composites at exactly the position of an earlier one (twinned or duplicated holes).
+    """Leave out composites or samples lying exactly where an earlier one lies.
 
-    Two samples at one point make the kriging system singular. The composite of the hole whose
-    id sorts first is kept (so the choice does not depend on file order); one report line per
-    pair of holes says how many were left out.
+    Two samples at one point make the kriging system singular. For composites the one of the
+    hole whose id sorts first is kept (so the choice does not depend on file order), with one
+    report line per pair of holes; for positioned samples (no ``from`` column) the row that comes
+    first in the file is kept, with one report line per sample left out (file and line).
     """
+    if "from" not in comps.columns:
+        return _drop_coincident_samples(comps, report)
     order = np.lexsort((comps["from"].to_numpy(float), comps["hole_id"].astype(str).to_numpy()))
     ranked = comps.iloc[order]
     key = ["x", "y", "z", "domain"]
@@ -326,3 +329,29 @@ def drop_coincident(comps: pd.DataFrame, report) -> pd.DataFrame:
             f"left out (hole {kept} kept)",
         )
     return comps.loc[~dup].reset_index(drop=True)
+
+
+def _drop_coincident_samples(samples: pd.DataFrame, report) -> pd.DataFrame:
+    """Positioned samples: keep the first row (file order) at each position and domain."""
+    key = ["x", "y", "z", "domain"]
+    dup = samples.duplicated(key, keep="first").to_numpy()
+    if not dup.any():
+        return samples
+    lines = samples["_line"] if "_line" in samples.columns else pd.Series(
+        np.arange(2, len(samples) + 2), index=samples.index
+    )
+    first = samples.loc[~dup, key].assign(_kept=lines[~dup].to_numpy())
+    left = samples.loc[dup].assign(_row=lines[dup].to_numpy()).merge(first, on=key, how="left")
+    file = samples["_file"].iloc[0] if "_file" in samples.columns else ""
+    for rec in left.to_dict("records"):
+        hole = rec.get("hole_id") or ""
+        report.add(
+            rec.get("_file", file),
+            rec["_row"],
+            hole,
+            "coincident_sample",
+            f"sample at x {rec['x']:g}, y {rec['y']:g}, z {rec['z']:g} lies exactly where the sample "
+            f"of line {rec['_kept']} is",
+            f"left out (line {rec['_kept']} kept)",
+        )
+    return samples.loc[~dup].reset_index(drop=True)

@@ -84,6 +84,11 @@ class DataConfig(_Section):
     sentinels: list[float] = Field(default_factory=lambda: [-99.0, -999.0])
     length_unit: str | None = None
     grade_unit: str | None = None
+    #: Grades above this are implausible (a typing or export error): reported, set to NaN.
+    #: One value for every grade or ``{grade: value}``; default 100 for ``%`` and 1e6 otherwise.
+    max_grade: PositiveFloat | dict[str, PositiveFloat] | None = None
+    #: Open triangulated surface (OBJ / STL / PLY); block volume above it is not estimated.
+    topography: InPath | None = None
 
     @field_validator("assays", mode="before")
     @classmethod
