@@ -7,8 +7,11 @@ problem becomes one line ``key.path: what is wrong (got value)`` in a single ``C
 
 from __future__ import annotations
 
+import datetime
+import logging
 import os
 import re
+import reprlib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -31,6 +34,8 @@ from estimator.errors import ConfigError
 
 __all__ = ["RunConfig", "load_config", "parse_config"]
 
+log = logging.getLogger(__name__)
+
 
 def _resolve(value: Path, info: ValidationInfo) -> Path:
     base = (info.context or {}).get("base")
@@ -42,9 +47,13 @@ def _resolve(value: Path, info: ValidationInfo) -> Path:
 
 def _resolve_existing(value: Path, info: ValidationInfo) -> Path:
     path = _resolve(value, info)
-    if (info.context or {}).get("check_files", True) and not path.exists():
-        msg = f"file not found: {path}"
-        raise ValueError(msg)
+    if (info.context or {}).get("check_files", True):
+        if path.is_dir():
+            msg = f"{path} is a folder, not a file: give the file inside it"
+            raise ValueError(msg)
+        if not path.exists():
+            msg = f"file not found: {path}"
+            raise ValueError(msg)
     return path
 
 
@@ -58,7 +67,8 @@ IntTriple = tuple[PositiveInt, PositiveInt, PositiveInt]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: .inf and .nan are refused at load for every number of the config
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # -- data -----------------------------------------------------------------------------------
@@ -67,6 +77,15 @@ class AssayFile(_Section):
 
     path: InPath
     tranche: str | None = None
+
+    @field_validator("tranche", mode="before")
+    @classmethod
+    def _as_text(cls, v: Any) -> Any:
+        # load_config keeps the YAML text of a tranche (2011-06-28, 1.50) as written; a mapping
+        # built in Python may still hold a date or a number
+        if isinstance(v, (datetime.date, int, float)) and not isinstance(v, bool):
+            return v.isoformat() if isinstance(v, datetime.date) else str(v)
+        return v
 
 
 class DataConfig(_Section):
@@ -118,6 +137,19 @@ class DataConfig(_Section):
 
 
 # -- domains, compositing, capping ----------------------------------------------------------
+class BlockRuleConfig(_Section):
+    """How the blocks of a domain without a wireframe are found (``domains[].blocks``).
+
+    ``rule: nearest_sample``: each sub-cell of a block takes the domain of the nearest sample
+    (assay interval mid-point, or positioned sample), when that sample lies within
+    ``max_distance`` (data units, isotropic); farther sub-cells belong to no domain. Samples
+    outside every domain count too, so waste drilled around a zone bounds it.
+    """
+
+    rule: Literal["nearest_sample"]
+    max_distance: PositiveFloat
+
+
 class DomainConfig(_Section):
     """One estimation domain: a wireframe and/or logged zone codes."""
 
@@ -125,6 +157,32 @@ class DomainConfig(_Section):
     wireframe: InPath | None = None
     density: PositiveFloat | None = None
     zone_code: str | list[str] | None = None
+    blocks: BlockRuleConfig | None = None
+
+    @model_validator(mode="after")
+    def _defined(self) -> DomainConfig:
+        if self.wireframe is None and not self.zone_codes:
+            msg = (
+                f"domain {self.name!r} has neither a wireframe nor a zone_code: nothing says "
+                "which samples or blocks belong to it"
+            )
+            raise ValueError(msg)
+        if self.wireframe is not None and self.blocks is not None:
+            msg = (
+                f"domain {self.name!r} has both a wireframe and a block rule (blocks): the "
+                "wireframe defines its blocks; remove one"
+            )
+            raise ValueError(msg)
+        return self
+
+    @field_validator("zone_code", mode="before")
+    @classmethod
+    def _codes_as_text(cls, v: Any) -> Any:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return str(v)
+        if isinstance(v, list):
+            return [str(c) if isinstance(c, (int, float)) and not isinstance(c, bool) else c for c in v]
+        return v
 
     @field_validator("name")
     @classmethod
@@ -191,6 +249,16 @@ class ModelConfig(_Section):
 
     nugget: NonNegativeFloat = 0.0
     structures: list[StructureConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _some_variance(self) -> ModelConfig:
+        if self.nugget + sum(st.sill for st in self.structures) <= 0:
+            msg = (
+                "the nugget and every sill are 0: the model has no variance, so kriging has "
+                "nothing to weigh samples by; give the sills (they add up to the data's variance)"
+            )
+            raise ValueError(msg)
+        return self
 
     def to_model(self):
         """The :class:`~estimator.variography.models.VariogramModel` this config describes."""
@@ -359,8 +427,14 @@ class ClassificationConfig(_Section):
 class ReportConfig(_Section):
     """Grade-tonnage reporting."""
 
-    cutoffs: list[NonNegativeFloat] = Field(default_factory=lambda: [0.0])
+    cutoffs: list[NonNegativeFloat] = Field(default_factory=lambda: [0.0], min_length=1)
     grade: str | None = None
+
+    @field_validator("cutoffs")
+    @classmethod
+    def _sorted(cls, v: list[float]) -> list[float]:
+        # reported in increasing order, each once
+        return sorted(set(v))
 
 
 class InterceptsConfig(_Section):
@@ -454,6 +528,25 @@ class RunConfig(_Section):
                 )
         if self.estimation is not None and self.block_model is None:
             problems.append("estimation is configured but block_model is missing")
+        if self.block_model is not None:
+            for i, d in enumerate(self.domains):
+                if d.wireframe is None and d.blocks is None:
+                    problems.append(
+                        f"domains[{i}] ({d.name}): no wireframe, so nothing says which blocks are "
+                        f"{d.name}; give domains[{i}].wireframe (a closed surface: OBJ, STL or "
+                        f"PLY) or a block rule, domains[{i}].blocks: {{rule: nearest_sample, "
+                        "max_distance: <data units>}} (README: Domains without a wireframe)"
+                    )
+            need = self.memory_needed()
+            have = physical_memory()
+            if have and need > 0.8 * have:
+                bm = self.block_model
+                problems.append(
+                    f"block_model.shape: {bm.shape[0]} x {bm.shape[1]} x {bm.shape[2]} blocks "
+                    f"x {len(self.domain_names)} domain(s) x {len(self.grades)} grade(s) need about "
+                    f"{_gib(need)} of memory, more than this machine's {_gib(have)}; use larger "
+                    "blocks (block_model.block_size) or a smaller extent (block_model.shape)"
+                )
         if self.data.samples is not None and self.composites is not None:
             problems.append(
                 "composites: positioned samples (data.samples) are not composited; remove it"
@@ -463,6 +556,37 @@ class RunConfig(_Section):
         return self
 
     # -- convenience -------------------------------------------------------------------------
+    def memory_needed(self) -> int:
+        """Bytes the in-memory block model needs (about three copies of every variable)."""
+        if self.block_model is None:
+            return 0
+        nx, ny, nz = self.block_model.shape
+        per_block = 8 + len(self.grades) * (5 * 8 + 3 * 4 + 1) + 8  # fraction, grades, class
+        return 3 * nx * ny * nz * len(self.domain_names) * per_block
+
+    def load_warnings(self) -> list[str]:
+        """What is valid but deserves the geologist's attention, one message each."""
+        out = []
+        for dom, per_grade in self.variography.items():
+            for grade, entry in per_grade.items():
+                key = f"variography.{dom}.{grade}"
+                m = entry.model
+                if m is not None and m.nugget == 0 and any(
+                    st.type == "gaussian" for st in m.structures
+                ):
+                    out.append(
+                        f"{key}.model: a gaussian structure with no nugget makes kriging systems "
+                        "ill-conditioned (the model is very smooth near the origin), so estimates "
+                        "can swing far outside the composites' range; add a nugget (even 1 % of "
+                        "the sill) or use a spherical or exponential structure"
+                    )
+                if m is None and "gaussian" in entry.fit.types and entry.fit.nugget == 0:
+                    out.append(
+                        f"{key}.fit: gaussian structures fitted with the nugget fixed at 0 make "
+                        "kriging systems ill-conditioned; let the nugget be fitted"
+                    )
+        return out
+
     @property
     def domain_names(self) -> list[str]:
         """Domain names in config order (``["all"]`` when none are configured)."""
@@ -471,6 +595,18 @@ class RunConfig(_Section):
     def domain(self, name: str) -> DomainConfig | None:
         """The domain config called ``name`` (None for the implicit ``all``)."""
         return next((d for d in self.domains if d.name == name), None)
+
+
+def physical_memory() -> int:
+    """This machine's physical memory in bytes (0 when unknown)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return 0
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.0f} MiB"
 
 
 # -- loading --------------------------------------------------------------------------------
@@ -499,6 +635,19 @@ def _fmt_loc(loc: tuple) -> str:
     return out or "(top level)"
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxdict, _REPR.maxlist, _REPR.maxtuple = 2, 4, 6, 6
+_REPR.maxstring, _REPR.maxother = 80, 80
+
+
+def _short(value: Any) -> str:
+    """``repr`` cut to a few lines (a config value can be huge, e.g. a YAML alias bomb)."""
+    try:
+        return _REPR.repr(value)
+    except RecursionError:
+        return "<nested too deeply>"
+
+
 def _format_errors(err: ValidationError) -> list[str]:
     lines = []
     seen = set()
@@ -515,10 +664,12 @@ def _format_errors(err: ValidationError) -> list[str]:
         shown = (
             ""
             if e["type"] in ("missing", "extra_forbidden") and value is None
-            else f" (got {value!r})"
+            else f" (got {_short(value)})"
         )
         if isinstance(value, dict) or f"got {value!r}" in msg:
             shown = ""
+        if len(msg) > 600:
+            msg = msg[:600] + " ..."
         line = f"{loc}: {msg}{shown}"
         if line not in seen:
             seen.add(line)
@@ -551,18 +702,123 @@ def parse_config(
     return cfg
 
 
-def load_config(path: str | Path, *, check_files: bool = True) -> RunConfig:
-    """Read and validate the YAML config at ``path`` (the only place YAML is parsed)."""
-    path = Path(path)
-    if not path.is_file():
-        msg = f"config file not found: {path}"
-        raise ConfigError(msg)
+#: A config expanding (through YAML aliases) to more values than this is refused.
+MAX_CONFIG_VALUES = 100_000
+
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML ``SafeLoader`` for configs: dates stay text, duplicate keys are refused and a
+    ``tranche`` name is kept exactly as written (``2011-06-28``, ``1.50``)."""
+
+
+_ConfigLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _TIMESTAMP]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _construct_mapping(loader: _ConfigLoader, node: yaml.MappingNode) -> dict:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, "a mapping key must be a plain value", key_node.start_mark
+            ) from None
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"key {key!r} is given twice (lines {seen[key]} and {line}): YAML would keep only "
+                "the last one; remove one",
+                key_node.start_mark,
+            )
+        seen[key] = line
+    loader.flatten_mapping(node)
+    out = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if (
+            key == "tranche"
+            and isinstance(value_node, yaml.ScalarNode)
+            and value_node.tag != "tag:yaml.org,2002:null"
+        ):
+            out[key] = str(value_node.value)
+        else:
+            out[key] = loader.construct_object(value_node, deep=True)
+    return out
+
+
+_ConfigLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
+
+
+def _count_values(obj: Any, memo: dict[int, int]) -> int:
+    """Values in ``obj`` with every YAML alias expanded (shared objects counted once each use)."""
+    key = id(obj)
+    if key in memo:
+        return memo[key]
+    if isinstance(obj, dict):
+        n = 1 + sum(_count_values(k, memo) + _count_values(v, memo) for k, v in obj.items())
+    elif isinstance(obj, list):
+        n = 1 + sum(_count_values(v, memo) for v in obj)
+    else:
+        n = 1
+    memo[key] = n
+    return n
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a config file (the only place YAML is parsed); every failure is a ConfigError."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = path.read_bytes()[: err.start].count(b"\n") + 1
+        msg = (
+            f"{path.name}: line {line} is not UTF-8 text (byte 0x{path.read_bytes()[err.start]:02x} "
+            f"at byte {err.start}); save the config as UTF-8"
+        )
+        raise ConfigError(msg) from None
+    except OSError as err:
+        msg = f"{path}: cannot read the config ({err.strerror})"
+        raise ConfigError(msg) from None
+    try:
+        raw = yaml.load(text, Loader=_ConfigLoader)  # a SafeLoader subclass
+        size = _count_values(raw, {})
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         msg = f"{path.name}:{where} is not valid YAML: {getattr(err, 'problem', err)}"
         raise ConfigError(msg) from None
+    except RecursionError:
+        msg = f"{path.name}: the YAML is nested too deeply to be a configuration"
+        raise ConfigError(msg) from None
+    if size > MAX_CONFIG_VALUES:
+        msg = (
+            f"{path.name}: the YAML expands to {size:,} values through its aliases (&name / *name), "
+            f"more than {MAX_CONFIG_VALUES:,}: not a configuration (an alias bomb?)"
+        )
+        raise ConfigError(msg)
+    return raw
+
+
+def load_config(path: str | Path, *, check_files: bool = True) -> RunConfig:
+    """Read and validate the YAML config at ``path``; log its warnings."""
+    path = Path(path)
+    if path.is_dir():
+        msg = f"{path} is a folder, not a config file"
+        raise ConfigError(msg)
+    if not path.is_file():
+        msg = f"config file not found: {path}"
+        raise ConfigError(msg)
+    raw = read_yaml(path)
     cfg = parse_config(raw, base=path.resolve().parent, source=path.name, check_files=check_files)
+    for text in cfg.load_warnings():
+        log.warning("%s: %s", path.name, text)
     return cfg.model_copy(update={"source": path.resolve()})
