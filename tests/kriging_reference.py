@@ -45,12 +45,26 @@ def block_variance(model, offsets):
     return sum(s.covariance(d).mean() for s in model.structures)
 
 
+def min_pivot(cmat, c0):
+    """Smallest Cholesky pivot ``L_jj^2`` of ``cmat / c0`` (unit diagonal); NaN if not SPD."""
+    try:
+        chol = np.linalg.cholesky(cmat / c0)
+    except np.linalg.LinAlgError:
+        return np.nan
+    return float(np.min(np.diag(chol) ** 2))
+
+
 def krige_one(target, offsets, xs, zs, model, method, sk_mean):
-    """Kriging of one block from its selected samples: (estimate, kv, slope, ke, weights, mu)."""
+    """Kriging of one block from its selected samples.
+
+    Returns ``(estimate, kv, slope, ke, weights, mu, min_pivot)``, or ``(None, min_pivot)``
+    when the system is singular.
+    """
     n = len(xs)
     pts = target + offsets
     cbar = np.array([model.covariance(xs[i] - pts).mean() for i in range(n)])
     cmat = np.array([[model.covariance(xs[i] - xs[j]) for j in range(n)] for i in range(n)])
+    pivot = min_pivot(cmat, model.sill)
     bv = block_variance(model, offsets)
     if method == "ok":
         a = np.ones((n + 1, n + 1))
@@ -60,7 +74,7 @@ def krige_one(target, offsets, xs, zs, model, method, sk_mean):
     else:
         a, b = cmat, cbar
     if np.linalg.cond(a) > SINGULAR_COND:
-        return None
+        return None, pivot
     x = np.linalg.solve(a, b)
     lam = x[:n]
     if method == "ok":
@@ -73,7 +87,7 @@ def krige_one(target, offsets, xs, zs, model, method, sk_mean):
         est = sk_mean + lam @ (zs - sk_mean)
         kv = bv - lam @ cbar
         slope = 1.0
-    return est, kv, slope, (bv - kv) / bv, lam, mu
+    return est, kv, slope, (bv - kv) / bv, lam, mu, pivot
 
 
 def reference_estimate(
@@ -88,11 +102,19 @@ def reference_estimate(
     sk_mean=None,
     idw_power=2.0,
 ):
-    """Same outputs as ``estimate_blocks(..., return_weights=True)``, computed block by block."""
+    """Same outputs as ``estimate_blocks(..., return_weights=True)``, computed block by block.
+
+    ``status`` is 0 (estimated), 1 (singular) or 2 (too few samples in every pass);
+    ``min_pivot`` is NaN for IDW, NN and blocks never selected, and may be NaN (matrix not
+    positive definite) for singular blocks.
+    """
     n = len(targets)
     maxs = max(p.max_samples for p in passes)
-    out = {k: np.full(n, np.nan) for k in ("estimate", "kv", "slope", "ke", "dist", "lagrange")}
-    for k in ("n", "holes", "pass"):
+    out = {
+        k: np.full(n, np.nan)
+        for k in ("estimate", "kv", "slope", "ke", "dist", "lagrange", "min_pivot")
+    }
+    for k in ("n", "holes", "pass", "status"):
         out[k] = np.zeros(n, dtype=int)
     out["weights"] = np.full((n, maxs), np.nan)
     out["indices"] = np.full((n, maxs), -1)
@@ -106,6 +128,7 @@ def reference_estimate(
                 break
         if number == 0:
             failures["too_few"] += 1
+            out["status"][b] = 2
             continue
         nsel = len(chosen)
         out["n"][b] = nsel
@@ -129,10 +152,12 @@ def reference_estimate(
             out["pass"][b] = number
             continue
         res = krige_one(t, offsets, samples[chosen], zs, model, method, sk_mean)
-        if res is None:
+        out["min_pivot"][b] = res[-1]
+        if res[0] is None:
             failures["singular"] += 1
+            out["status"][b] = 1
             continue
-        est, kv, slope, ke, lam, mu = res
+        est, kv, slope, ke, lam, mu, _ = res
         out["estimate"][b], out["kv"][b], out["slope"][b], out["ke"][b] = est, kv, slope, ke
         out["weights"][b, :nsel] = lam
         out["lagrange"][b] = mu

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from estimator.kriging import _kernels
 from estimator.kriging.estimate import SearchPass, block_covariance, estimate_blocks
 from estimator.variography.models import Structure, VariogramModel
 from kriging_reference import reference_estimate
 
 FLOAT_KEYS = ("estimate", "kv", "slope", "ke", "dist")
-INT_KEYS = ("n", "holes", "pass")
+INT_KEYS = ("n", "holes", "pass", "status")
 
 
 def discretisation(size, counts):
@@ -78,6 +79,12 @@ def compare(fast, ref, rtol=1e-10):
     assert fast["failures"] == ref["failures"]
     for key in (*FLOAT_KEYS, "weights"):
         np.testing.assert_allclose(fast[key], ref[key], rtol=rtol, atol=rtol, err_msg=key)
+    # min_pivot: the same pivots from NumPy's Cholesky where estimated; a singular block
+    # reports the pivot that stopped the factorisation (the reference may not have one)
+    done = fast["status"] == _kernels.STATUS_OK
+    np.testing.assert_allclose(fast["min_pivot"][done], ref["min_pivot"][done], rtol=rtol)
+    assert np.all(fast["min_pivot"][fast["status"] == 1] <= _kernels.PIVOT_TOL)
+    assert np.isnan(fast["min_pivot"][fast["status"] == 2]).all()
 
 
 @pytest.mark.parametrize(
@@ -128,7 +135,7 @@ def test_chunking_and_parallel_are_bit_identical():
     whole = estimate_blocks(targets, *args)
     parts = [estimate_blocks(t, *args) for t in np.array_split(targets, [7, 1500, 1501])]
     par = estimate_blocks(targets, *args, parallel=True)
-    for key in (*FLOAT_KEYS, *INT_KEYS):
+    for key in (*FLOAT_KEYS, *INT_KEYS, "min_pivot"):
         joined = np.concatenate([p[key] for p in parts])
         np.testing.assert_array_equal(joined, whole[key], err_msg=key)
         np.testing.assert_array_equal(par[key], whole[key], err_msg=key)
