@@ -18,7 +18,7 @@ BABBITT = ROOT / "configs" / "babbitt.yaml"
 
 
 def test_check_demo_reports_every_seeded_error(tmp_path, capsys):
-    assert main(["check", str(DEMO), "--out", str(tmp_path), "--quiet"]) == 0
+    assert main(["check", str(DEMO), "--out", str(tmp_path)]) == 0
     report = pd.read_csv(tmp_path / "data_report.csv", dtype={"line": "Int64"})
     for err in make_demo().errors:
         rows = report[(report["file"] == err.file) & (report["code"] == err.code)]
@@ -99,7 +99,8 @@ def test_bad_config_exits_2_with_key_path(tmp_path, capsys):
     raw["estimation"]["passes"][0]["max_samples"] = 4
     raw["data"]["collars"] = "nowhere.csv"
     for p in DEMO.parent.iterdir():
-        shutil.copy(p, tmp_path / p.name)
+        if p.is_file():  # not the runs/ folder the README's demo command writes
+            shutil.copy(p, tmp_path / p.name)
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(raw))
     assert main(["check", str(bad), "--quiet"]) == 2
@@ -110,7 +111,8 @@ def test_bad_config_exits_2_with_key_path(tmp_path, capsys):
 
 def test_missing_column_exits_2_naming_the_file(tmp_path, capsys):
     for p in DEMO.parent.iterdir():
-        shutil.copy(p, tmp_path / p.name)
+        if p.is_file():
+            shutil.copy(p, tmp_path / p.name)
     collars = pd.read_csv(tmp_path / "collars.csv").rename(columns={"hole_id": "ddh_name"})
     collars.to_csv(tmp_path / "collars.csv", index=False)
     assert main(["check", str(tmp_path / "demo.yaml"), "--quiet"]) == 2

@@ -129,13 +129,16 @@ def test_make_block_model_layout():
         names = grade_variable_names(grade)
         assert names == [
             grade,
-            *(f"{grade}_{s}" for s in ("kv", "slope", "ke", "n", "holes", "dist", "pass")),
+            *(f"{grade}_{s}" for s in ("kv", "slope", "ke", "n", "holes", "dist", "pass", "flag")),
         ]
         for name in names:
             var = ds[name]
             assert var.dims == ("domain", "z", "y", "x")
             if name.endswith(("_n", "_holes", "_pass")):
                 assert var.dtype == np.int32
+                assert (var.values == 0).all()
+            elif name.endswith("_flag"):
+                assert var.dtype == np.uint8
                 assert (var.values == 0).all()
             else:
                 assert var.dtype == np.float64

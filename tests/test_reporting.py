@@ -175,5 +175,31 @@ def test_report_stage(tiny):
     )
     table, fig = report_stage(cfg, tiny)
     expected = grade_tonnage(tiny, "au", [0.0, 1.5], {"a": 2.5, "b": 3.0}, 1000.0, grade_unit="g/t")
-    pd.testing.assert_frame_equal(table, expected)
+    body = table[table["domain"] != "total"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(body[COLUMNS], expected)
     assert fig is not None
+    # units on every row; a total row per cut-off sums the domains
+    assert set(table["tonnes_unit"]) == {"t"}
+    assert set(table["grade_unit"]) == {"g/t"}
+    assert set(table["metal_unit"]) == {"oz"}
+    total = table[table["domain"] == "total"].set_index("cutoff")
+    for cutoff, rows in expected.groupby("cutoff"):
+        npt.assert_allclose(total.loc[cutoff, "tonnes"], rows["tonnes"].sum(), rtol=1e-12)
+        npt.assert_allclose(total.loc[cutoff, "metal"], rows["metal"].sum(), rtol=1e-12)
+        grade = (rows["tonnes"] * rows["grade"].fillna(0)).sum() / rows["tonnes"].sum()
+        npt.assert_allclose(total.loc[cutoff, "grade"], grade, rtol=1e-12)
+
+
+def test_report_stage_sorts_cutoffs(tiny):
+    cfg = SimpleNamespace(
+        name="demo",
+        grades=["au"],
+        report=SimpleNamespace(cutoffs=[1.5, 0.0, 1.5], grade=None),
+        data=SimpleNamespace(grade_unit="%"),
+        classification=None,
+        domain=lambda name: SimpleNamespace(density=2.0),
+    )
+    table, _ = report_stage(cfg, tiny)
+    for _, rows in table.groupby("domain"):
+        assert rows["cutoff"].tolist() == [0.0, 1.5]
+    assert set(table["metal_unit"]) == {"t"}

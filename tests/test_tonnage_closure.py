@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from estimator.blockmodel.grid import make_block_model
+from estimator.blockmodel.fractions import domain_fractions
 from estimator.config import load_config
-from estimator.estimation import fill_fractions, grid_from_config
+from estimator.estimation import grid_from_config
 from estimator.io.wireframe import load_wireframe
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -21,11 +21,11 @@ def test_fraction_volume_matches_mesh_volume(name):
     cfg = load_config(CONFIGS / name)
     grid = grid_from_config(cfg)
     wireframes = {d.name: load_wireframe(d.wireframe) for d in cfg.domains}
-    ds = fill_fractions(make_block_model(grid, cfg.domain_names, cfg.grades), cfg, grid, wireframes)
+    frac = domain_fractions(grid, cfg.block_model.subcells, cfg.domains, wireframes).fractions
     for i, dom in enumerate(cfg.domain_names):
-        block_volume = float(ds["fraction"].values[i].sum()) * grid.block_volume
+        block_volume = float(frac[i].sum()) * grid.block_volume
         mesh_volume = wireframes[dom].volume
         assert abs(block_volume - mesh_volume) <= 0.005 * mesh_volume, dom
     # fractions are volume fractions: never above one, even summed over domains
-    assert ds["fraction"].values.sum(axis=0).max() <= 1.0 + 1e-12
-    assert np.all(ds["fraction"].values >= 0)
+    assert frac.sum(axis=0).max() <= 1.0 + 1e-12
+    assert np.all(frac >= 0)

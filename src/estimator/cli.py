@@ -13,6 +13,8 @@ import sys
 import traceback
 from pathlib import Path
 
+import numpy as np
+
 from estimator import __version__
 from estimator.errors import EstimatorError
 
@@ -34,7 +36,7 @@ def _progress(args) -> bool:
 
 def _print_report_summary(frame, out: Path) -> None:
     if frame.empty:
-        print("Data report: no problems found.")
+        print(f"Data report: no problems found ({out / 'data_report.csv'}).")
         return
     print(f"Data report: {len(frame)} line(s) in {out / 'data_report.csv'}")
     for code, group in frame.groupby("code", sort=False):
@@ -50,26 +52,64 @@ def _print_report_summary(frame, out: Path) -> None:
         )
 
 
+def _numba_cache_is_cold() -> bool:
+    """True when the compiled kernels are not cached yet (the first run on this machine)."""
+    import estimator.kriging as k
+
+    cache = Path(k.__file__).parent / "__pycache__"
+    return not any(cache.glob("_kernels*.nbi"))
+
+
+def _announce_compilation(args) -> None:
+    if not args.quiet and _numba_cache_is_cold():
+        log.info(
+            "First run on this machine: compiling the numerical kernels (about 40 s, once; "
+            "later runs reuse them)"
+        )
+
+
+def _print_files(state) -> None:
+    plots = [rel for rel in state.files.values() if rel.startswith("plots/")]
+    for key, rel in state.files.items():
+        if not rel.startswith("plots/"):
+            print(f"{key:16s} {state.folder / rel}")
+    if plots:
+        print(f"{'plots':16s} {state.folder / 'plots'} ({len(plots)} files)")
+
+
 def cmd_run(args) -> int:
     from estimator.config import load_config
-    from estimator.pipeline import run
+    from estimator.pipeline import run, with_scheduler
+    from estimator.reporting import format_resource
 
-    cfg = load_config(args.config)
+    cfg = with_scheduler(load_config(args.config), args.scheduler)
+    _announce_compilation(args)
     state = run(
         cfg, until=args.until, out=args.out, scheduler=args.scheduler, progress=_progress(args)
     )
-    _print_report_summary(state.report.to_frame(), state.out)
-    for key, path in state.files.items():
-        print(f"{key:14s} {path}")
+    if args.quiet:
+        return 0
+    _print_report_summary(state.report.to_frame(), state.folder)
+    _print_files(state)
+    table = state.results.get("grade_tonnage")
+    if table is not None:
+        grade = cfg.report.grade or cfg.grades[0]
+        print(f"\nResource, {grade}, all classes, at the configured cut-offs "
+              f"({state.folder / 'grade_tonnage.csv'}):")  # fmt: skip
+        print(format_resource(table, cfg.data.grade_unit))
+    if state.notes:
+        print(f"\n{len(state.notes)} warning(s): see above and run.json")
     return 0
 
 
 def cmd_check(args) -> int:
     from estimator.config import load_config
-    from estimator.pipeline import run
+    from estimator.pipeline import run_check
 
     cfg = load_config(args.config)
-    state = run(cfg, until="data", out=args.out, progress=_progress(args))
+    state = run_check(cfg, out=args.out, progress=_progress(args))
+    if args.quiet:
+        return 0
     print(f"Config {args.config}: valid.")
     c = state.counts
     if "assay_rows" in c:
@@ -80,7 +120,7 @@ def cmd_check(args) -> int:
             print(f"  {dom or '(no domain)':12s} {n} intervals")
     else:
         print(f"Data: {c.get('samples', 0)} samples.")
-    _print_report_summary(state.report.to_frame(), state.out)
+    _print_report_summary(state.report.to_frame(), state.folder)
     return 0
 
 
@@ -89,7 +129,7 @@ def cmd_intercepts(args) -> int:
     from estimator.pipeline import run_intercepts
 
     cfg = load_config(args.config)
-    table, text, path = run_intercepts(cfg, out=args.out)
+    table, text, path = run_intercepts(cfg, out=args.out, tranche=args.tranche)
     print(text)
     print(f"\n{len(table)} row(s) written to {path}")
     return 0
@@ -97,12 +137,44 @@ def cmd_intercepts(args) -> int:
 
 def cmd_report(args) -> int:
     from estimator.pipeline import rereport
+    from estimator.reporting import format_resource
 
-    cutoffs = [float(c) for c in args.cutoffs] if args.cutoffs else None
-    table, path = rereport(Path(args.run_dir), cutoffs)
-    print(table.to_string(index=False))
-    print(f"\nwritten to {path}")
+    table, path = rereport(Path(args.run_dir), args.cutoffs, out=args.out)
+    classes = list(dict.fromkeys(table["class"]))
+    for klass in classes:
+        print(f"class {klass}:")
+        print(format_resource(table, _grade_unit(table), klass))
+    print(f"\nwritten to {path} (the run's own grade_tonnage.csv is unchanged)")
     return 0
+
+
+def _grade_unit(table) -> str | None:
+    if "grade_unit" in table and len(table):
+        unit = str(table["grade_unit"].iloc[0])
+        return None if unit.startswith("not set") else unit
+    return None
+
+
+def _cutoff(text: str) -> float:
+    """argparse type of one ``--cutoffs`` value: a finite number, zero or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        msg = f"{text!r} is not a number (cut-offs are grades, e.g. --cutoffs 0 0.5 1)"
+        raise argparse.ArgumentTypeError(msg) from None
+    if not np.isfinite(value) or value < 0:
+        msg = f"{text!r}: a cut-off is a grade of zero or more"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def _scheduler(text: str) -> str:
+    from estimator.config import _scheduler_value
+
+    try:
+        return _scheduler_value(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def cmd_demo(args) -> int:
@@ -126,7 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = common(sub.add_parser("run", help="run all stages (or --until one)"))
     r.add_argument("config")
     r.add_argument("--out", help="run folder (default: the config's output)")
-    r.add_argument("--scheduler", help="threads | processes | synchronous | tcp://host:port")
+    r.add_argument(
+        "--scheduler", type=_scheduler, help="threads | processes | synchronous | tcp://host:port"
+    )
     r.add_argument(
         "--until",
         default="report",
@@ -137,19 +211,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = common(sub.add_parser("check", help="validate config and data, write the data report"))
     c.add_argument("config")
-    c.add_argument("--out")
+    c.add_argument("--out", help="folder for the data report (default: <output>/check)")
     c.set_defaults(func=cmd_check)
 
     i = common(
         sub.add_parser("intercepts", help="significant-intercept table, press-release style")
     )
     i.add_argument("config")
-    i.add_argument("--out")
+    i.add_argument("--out", help="folder for the tables (default: <output>/intercepts)")
+    i.add_argument("--tranche", help="list only the holes with assays from this tranche")
     i.set_defaults(func=cmd_intercepts)
 
     rep = common(sub.add_parser("report", help="re-report an existing run at other cut-offs"))
     rep.add_argument("run_dir")
-    rep.add_argument("--cutoffs", nargs="+")
+    rep.add_argument("--cutoffs", nargs="+", type=_cutoff, metavar="CUTOFF")
+    rep.add_argument(
+        "--out", help="folder for the re-report (default: RUN_DIR/reports/cutoffs-...)"
+    )
     rep.set_defaults(func=cmd_report)
 
     d = common(sub.add_parser("demo", help="write the bundled demo data set and its config"))

@@ -461,14 +461,35 @@ class ComputeConfig(_Section):
     scheduler: str = "threads"
     chunks: IntTriple = (64, 64, 32)
     workers: PositiveInt | None = None
+    #: Seconds to wait for a dask.distributed scheduler before giving up (checked before the
+    #: first stage).
+    connect_timeout: PositiveFloat = 10.0
 
     @field_validator("scheduler")
     @classmethod
     def _scheduler_ok(cls, v: str) -> str:
-        if v in ("threads", "processes", "synchronous") or re.match(r"^(tcp|tls|inproc|ucx)://", v):
-            return v
-        msg = f"expected threads, processes, synchronous or a scheduler address like tcp://host:8786, got {v!r}"
-        raise ValueError(msg)
+        return _scheduler_value(v)
+
+
+_ADDRESS = re.compile(r"^(tcp|tls|ucx)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.\-]+):\d{1,5}/?$|^inproc://\S+$")
+
+
+def _scheduler_value(v: str) -> str:
+    if v in ("threads", "processes", "synchronous") or _ADDRESS.match(v.strip()):
+        return v.strip()
+    msg = (
+        "expected threads, processes, synchronous or a scheduler address with its port, like "
+        f"tcp://host:8786, got {v!r}"
+    )
+    raise ValueError(msg)
+
+
+def check_scheduler(value: str, key: str = "compute.scheduler") -> str:
+    """A scheduler name or address (``--scheduler``), checked as the config checks it."""
+    try:
+        return _scheduler_value(str(value))
+    except ValueError as err:
+        raise ConfigError(f"{key}: {err}") from None
 
 
 class RunConfig(_Section):

@@ -45,37 +45,6 @@ def search_passes(cfg: RunConfig):
     ]
 
 
-def fill_fractions(ds: xr.Dataset, cfg: RunConfig, grid, wireframes: dict) -> xr.Dataset:
-    """Volume fraction of each block inside each domain's wireframe (1 without a wireframe).
-
-    Where wireframes overlap, a block's volume goes to the first domain in config order, so
-    fractions over domains never add up to more than one.
-    """
-    from estimator.blockmodel.clip import block_fractions
-
-    bm = cfg.block_model
-    frac = np.zeros(ds["fraction"].shape)
-    taken = np.zeros(frac.shape[1:])
-    for i, name in enumerate(str(d) for d in ds["domain"].values):
-        wf = wireframes.get(name)
-        if wf is None:
-            f = np.ones(frac.shape[1:])
-        else:
-            f = block_fractions(
-                wf.vertices,
-                wf.faces,
-                grid.origin,
-                grid.block_size,
-                grid.shape,
-                grid.rotation,
-                bm.subcells,
-            )
-        f = np.minimum(f, 1.0 - taken)
-        taken = taken + f
-        frac[i] = f
-    return ds.assign(fraction=(ds["fraction"].dims, frac, ds["fraction"].attrs))
-
-
 def _hole_codes(comps: pd.DataFrame) -> np.ndarray:
     """Integer hole codes, stable for given hole names (sorted unique names).
 
@@ -114,29 +83,67 @@ def classify(ds: xr.Dataset, cfg: RunConfig) -> xr.Dataset:
 
 
 def estimate_stage(
-    cfg: RunConfig, composites: pd.DataFrame, models: dict, wireframes: dict, *, progress=False
+    cfg: RunConfig,
+    composites: pd.DataFrame,
+    models: dict,
+    wireframes: dict,
+    *,
+    topography=None,
+    domain_points: tuple[np.ndarray, np.ndarray] | None = None,
+    scheduler=None,
+    progress=False,
 ):
     """Build, clip and estimate the block model.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+    composites : pandas.DataFrame
+        ``x, y, z, hole_id, domain, <grades>``.
+    models : dict
+        ``{domain: {grade: VariogramModel}}``.
+    wireframes : dict
+        ``{domain: Wireframe}`` for the domains that have one.
+    topography : Surface, optional
+        Block volume above it is removed.
+    domain_points : (xyz, labels), optional
+        Positions and domains of every sample (including those outside every domain), for
+        domains with a ``nearest_sample`` block rule.
+    scheduler : str or distributed.Client, optional
+        Overrides ``compute.scheduler`` (the pipeline passes the client it connected).
+    progress : bool
+        Progress bar on stderr.
 
     Returns
     -------
     ds : xarray.Dataset
-        SPEC section 5 block model (NumPy-backed).
+        SPEC section 5 block model (NumPy-backed), variables described (units, long names).
     counts : dict
-        ``blocks``, ``blocks_in_domains`` and per domain and grade the blocks estimated per pass
-        and the failures.
+        ``blocks``, ``blocks_in_domains``, ``volume_by_domain``, per domain and grade the blocks
+        estimated per pass, ``failures`` and ``flags`` (counts of each flag bit), plus
+        ``above_topography`` and ``topography_uncovered_area``.
     """
-    from estimator.blockmodel.grid import make_block_model
-    from estimator.kriging.parallel import estimate_block_model
+    from estimator.blockmodel.fractions import domain_fractions
+    from estimator.blockmodel.grid import describe_variables, make_block_model
+    from estimator.kriging.parallel import FLAG_BITS, estimate_block_model
 
     grid = grid_from_config(cfg)
     domains = cfg.domain_names
     ds = make_block_model(grid, domains, cfg.grades)
-    ds = fill_fractions(ds, cfg, grid, wireframes)
+    points, labels = domain_points if domain_points is not None else (None, None)
+    volumes = domain_fractions(
+        grid,
+        cfg.block_model.subcells,
+        cfg.domains,
+        wireframes,
+        points=points,
+        labels=labels,
+        topography=topography,
+    )
+    ds["fraction"] = (ds["fraction"].dims, volumes.fractions)
     density = [(cfg.domain(d).density if cfg.domain(d) else None) for d in domains]
     if any(v is not None for v in density):
         ds["density"] = ("domain", np.array([np.nan if v is None else v for v in density]))
-        ds["density"].attrs["long_name"] = "dry bulk density (t per cubic data unit as configured)"
 
     codes = _hole_codes(composites)
     xyz_all = composites[["x", "y", "z"]].to_numpy(float)
@@ -157,7 +164,6 @@ def estimate_stage(
         )
         raise DataError(msg)
     est = cfg.estimation
-    sk_mean = est.sk_mean
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", EstimationWarning)
         ds, failures = estimate_block_model(
@@ -168,27 +174,51 @@ def estimate_stage(
             search_passes(cfg),
             method=est.method,
             discretisation=est.discretisation,
-            scheduler=cfg.compute.scheduler,
+            scheduler=scheduler if scheduler is not None else cfg.compute.scheduler,
             chunks=cfg.compute.chunks,
             progress=progress,
-            sk_mean=sk_mean,
+            sk_mean=est.sk_mean,
             idw_power=est.idw_power,
             num_workers=cfg.compute.workers,
         )
     for w in caught:
         warnings.warn(str(w.message), EstimationWarning, stacklevel=2)
+    frac = ds["fraction"].values
+    majors = np.array([np.nan] + [float(max(p.ranges)) for p in search_passes(cfg)])
+    for g in cfg.grades:
+        # pass -1: outside the domain (fraction 0); 0: inside but not estimated
+        passes = np.array(ds[f"{g}_pass"].values)
+        passes[frac <= 0] = -1
+        ds[f"{g}_pass"] = (ds[f"{g}_pass"].dims, passes, ds[f"{g}_pass"].attrs)
+        # the kernel's mean distance is in search-ellipsoid units (1 = the ellipsoid of the
+        # pass); the block model gives it in data units, along the pass's major axis
+        dist = ds[f"{g}_dist"].values * majors[np.clip(passes, 0, len(majors) - 1)]
+        ds[f"{g}_dist"] = (ds[f"{g}_dist"].dims, dist, ds[f"{g}_dist"].attrs)
     if cfg.classification is not None:
         ds = classify(ds, cfg)
+    ds = describe_variables(
+        ds,
+        cfg.grades,
+        length_unit=cfg.data.length_unit,
+        grade_unit=cfg.data.grade_unit,
+        method=est.method,
+    )
     n_pass = len(est.passes)
     counts = {
         "blocks": int(grid.n_blocks),
         "blocks_in_domains": {},
+        "volume_by_domain": {},
         "estimated_by_pass": {},
         "failures": failures,
+        "flags": {},
+        "composite_range": {},
+        "above_topography": volumes.above_topography,
+        "topography_uncovered_area": volumes.uncovered_area,
     }
     for i, d in enumerate(domains):
-        inside = ds["fraction"].values[i] > 0
+        inside = frac[i] > 0
         counts["blocks_in_domains"][d] = int(inside.sum())
+        counts["volume_by_domain"][d] = float(frac[i].sum() * grid.block_volume)
         for g in cfg.grades:
             p = ds[f"{g}_pass"].values[i]
             missing = inside & (p == 0)
@@ -196,8 +226,21 @@ def estimate_stage(
                 str(k): int((p == k).sum()) for k in range(1, n_pass + 1)
             } | {
                 "not_estimated": int(missing.sum()),
-                "not_estimated_volume": float(
-                    ds["fraction"].values[i][missing].sum() * grid.block_volume
-                ),
+                "not_estimated_volume": float(frac[i][missing].sum() * grid.block_volume),
             }
+            flag = ds[f"{g}_flag"].values[i][inside]
+            estimate = ds[g].values[i][inside]
+            counts["flags"].setdefault(d, {})[g] = {
+                name: int(np.count_nonzero(flag & bit)) for name, bit in FLAG_BITS.items()
+            } | {
+                "lowest_estimate": float(np.nanmin(estimate)) if np.isfinite(estimate).any()
+                else None,
+                "highest_estimate": float(np.nanmax(estimate)) if np.isfinite(estimate).any()
+                else None,
+            }  # fmt: skip
+            values = by_domain[d][g][1]
+            values = values[np.isfinite(values)]
+            counts["composite_range"].setdefault(d, {})[g] = (
+                [float(values.min()), float(values.max())] if values.size else None
+            )
     return ds, counts

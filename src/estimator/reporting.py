@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 GRAMS_PER_TROY_OUNCE = 31.1034768
 #: Column order of the grade-tonnage table.
 COLUMNS = ["domain", "class", "cutoff", "tonnes", "grade", "metal"]
+#: Domain label of the rows that sum every domain.
+TOTAL = "total"
 
 
 def metal_factor_for(grade_unit: str | None) -> tuple[float, str]:
@@ -212,7 +214,10 @@ def grade_tonnage(
 
 
 def plot_grade_tonnage(
-    table: pd.DataFrame, class_: str = "all", title: str | None = None
+    table: pd.DataFrame,
+    class_: str = "all",
+    title: str | None = None,
+    grade_unit: str | None = None,
 ) -> Figure:
     """Grade-tonnage curves: tonnes (left axis) and grade (right axis) against cut-off.
 
@@ -236,7 +241,7 @@ def plot_grade_tonnage(
     fig = Figure(figsize=(7, 4.5), layout="constrained")
     ax = fig.add_subplot()
     ax2 = ax.twinx()
-    sub = table[table["class"] == class_]
+    sub = table[(table["class"] == class_) & (table["domain"] != TOTAL)]
     colours = [f"C{i % 10}" for i in range(sub["domain"].nunique())]
     for colour, (domain, rows) in zip(colours, sub.groupby("domain", sort=False), strict=True):
         rows = rows.sort_values("cutoff")
@@ -252,9 +257,10 @@ def plot_grade_tonnage(
             ms=3,
             label=f"{domain} grade",
         )
-    ax.set_xlabel("cut-off grade")
-    ax.set_ylabel("tonnes")
-    ax2.set_ylabel("grade above cut-off")
+    gu = f" ({grade_unit})" if grade_unit else " (grade unit not set)"
+    ax.set_xlabel(f"cut-off grade{gu}")
+    ax.set_ylabel("tonnes (t)")
+    ax2.set_ylabel(f"grade above cut-off{gu}")
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     handles = ax.get_legend_handles_labels()
@@ -263,6 +269,53 @@ def plot_grade_tonnage(
         ax.legend(handles[0] + handles2[0], handles[1] + handles2[1], fontsize=8, loc="upper right")
     ax.set_title(title or f"Grade-tonnage ({class_})")
     return fig
+
+
+def add_totals(table: pd.DataFrame) -> pd.DataFrame:
+    """Append ``total`` rows: every domain summed, per class and cut-off (tonnage-weighted grade)."""
+    if table.empty or table["domain"].nunique() < 2:
+        return table
+    rows = []
+    for (klass, cutoff), g in table.groupby(["class", "cutoff"], sort=False):
+        tonnes = float(g["tonnes"].sum())
+        metal = float(g["metal"].sum())
+        with np.errstate(invalid="ignore"):
+            grade = float(np.nansum(g["tonnes"] * g["grade"]) / tonnes) if tonnes > 0 else np.nan
+        rows.append(
+            {"domain": TOTAL, "class": klass, "cutoff": cutoff, "tonnes": tonnes,
+             "grade": grade, "metal": metal}
+        )  # fmt: skip
+    out = pd.concat([table, pd.DataFrame(rows, columns=table.columns)], ignore_index=True)
+    out.attrs = dict(table.attrs)
+    return out
+
+
+def with_units(table: pd.DataFrame, grade_unit: str | None) -> pd.DataFrame:
+    """The table with its units as columns: ``tonnes_unit``, ``grade_unit``, ``metal_unit``."""
+    out = table.copy()
+    out["tonnes_unit"] = "t"
+    out["grade_unit"] = grade_unit or "not set (data.grade_unit)"
+    out["metal_unit"] = table.attrs.get("metal_unit", "")
+    out.attrs = dict(table.attrs)
+    return out
+
+
+def format_resource(table: pd.DataFrame, grade_unit: str | None, class_: str = "all") -> str:
+    """The grade-tonnage rows of one class as a text table with units in the header."""
+    sub = table[table["class"] == class_]
+    if sub.empty:
+        return "(no blocks estimated)"
+    gu = grade_unit or "grade"
+    mu = table.attrs.get("metal_unit", "")
+    head = f"{'domain':<12}{'cut-off':>10}{'tonnes':>16}{'grade':>10}{'metal':>16}"
+    units = f"{'':<12}{gu:>10}{'t':>16}{gu:>10}{mu:>16}"
+    lines = [head, units]
+    for r in sub.itertuples(index=False):
+        grade = f"{r.grade:.3g}" if np.isfinite(r.grade) else "-"
+        lines.append(
+            f"{r.domain:<12}{r.cutoff:>10g}{r.tonnes:>16,.0f}{grade:>10}{r.metal:>16,.0f}"
+        )
+    return "\n".join(lines)
 
 
 def report_stage(cfg: Any, ds: xr.Dataset) -> tuple[pd.DataFrame, Figure | None]:
@@ -303,11 +356,16 @@ def report_stage(cfg: Any, ds: xr.Dataset) -> tuple[pd.DataFrame, Figure | None]
     table = grade_tonnage(
         ds,
         grade,
-        cfg.report.cutoffs,
+        sorted(set(cfg.report.cutoffs)),
         density,
         dx * dy * dz,
         classes=classes,
         grade_unit=cfg.data.grade_unit,
     )
-    fig = plot_grade_tonnage(table, title=f"{cfg.name}: {grade}") if len(table) else None
-    return table, fig
+    table = add_totals(table)
+    fig = (
+        plot_grade_tonnage(table, title=f"{cfg.name}: {grade}", grade_unit=cfg.data.grade_unit)
+        if len(table)
+        else None
+    )
+    return with_units(table, cfg.data.grade_unit), fig

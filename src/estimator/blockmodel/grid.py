@@ -38,6 +38,7 @@ GRADE_VARIABLES: dict[str, tuple[type, float | int]] = {
     "_holes": (np.int32, 0),
     "_dist": (np.float64, np.nan),
     "_pass": (np.int32, 0),
+    "_flag": (np.uint8, 0),
 }
 
 #: Dimension order of every block-model variable.
@@ -340,6 +341,88 @@ def make_block_model(
     ds["fraction"].attrs["long_name"] = "volume fraction of the block inside the domain"
     if chunks is not None:
         ds = ds.chunk(dask_chunks(chunks))
+    return ds
+
+
+def describe_variables(
+    ds: xr.Dataset,
+    grades: Sequence[str],
+    *,
+    length_unit: str | None = None,
+    grade_unit: str | None = None,
+    method: str = "ok",
+) -> xr.Dataset:
+    """Give every variable and coordinate its ``long_name`` and ``units`` (CF style).
+
+    Units are never assumed: where ``data.length_unit`` or ``data.grade_unit`` is not
+    configured the attribute says so. Flag and pass variables carry CF ``flag_*`` attributes.
+    """
+    from estimator.kriging.parallel import FLAG_BITS
+
+    lu = length_unit or "unknown (data.length_unit not set)"
+    gu = grade_unit or "unknown (data.grade_unit not set)"
+    squared = f"({grade_unit})^2" if grade_unit else "grade unit squared (data.grade_unit not set)"
+    method_words = {
+        "ok": "ordinary kriging",
+        "sk": "simple kriging",
+        "idw": "inverse distance weighting",
+        "nn": "nearest neighbour",
+    }.get(method, method)
+    ds = ds.copy()
+    for name, words in (
+        ("x", "block centre x (grid frame)"),
+        ("y", "block centre y (grid frame)"),
+        ("z", "block centre elevation"),
+        ("x_world", "block centre x (world)"),
+        ("y_world", "block centre y (world)"),
+    ):
+        if name in ds.coords:
+            ds[name].attrs.update(long_name=words, units=lu)
+    ds["domain"].attrs.update(long_name="estimation domain")
+    ds["fraction"].attrs.update(
+        long_name="volume fraction of the block inside the domain (below the topography)",
+        units="1",
+    )
+    passes = "; ".join(["-1 outside the domain", "0 inside but not estimated", "k: pass k"])
+    meanings = " ".join(FLAG_BITS)
+    for g in grades:
+        attrs = {
+            g: {"long_name": f"{g} estimate ({method_words})", "units": gu},
+            f"{g}_kv": {"long_name": f"{g} kriging variance", "units": squared},
+            f"{g}_slope": {
+                "long_name": f"{g} slope of regression of the true block grade on the estimate",
+                "units": "1",
+            },
+            f"{g}_ke": {"long_name": f"{g} kriging efficiency, (BV - KV) / BV", "units": "1"},
+            f"{g}_n": {"long_name": f"{g} number of samples used", "units": "1"},
+            f"{g}_holes": {"long_name": f"{g} number of drillholes used", "units": "1"},
+            f"{g}_dist": {
+                "long_name": (
+                    f"{g} mean anisotropic distance to the samples used, as a distance along "
+                    "the major axis of the search ellipsoid"
+                ),
+                "units": lu,
+            },
+            f"{g}_pass": {"long_name": f"{g} search pass ({passes})", "units": "1",
+                          "flag_values": [-1, 0], "flag_meanings": "outside_domain not_estimated"},
+            f"{g}_flag": {
+                "long_name": f"{g} estimate flags (bits, see flag_meanings)",
+                "units": "1",
+                "flag_masks": list(FLAG_BITS.values()),
+                "flag_meanings": meanings,
+            },
+        }  # fmt: skip
+        for name, a in attrs.items():
+            if name in ds:
+                ds[name].attrs.update(a)
+    if "density" in ds:
+        ds["density"].attrs.update(
+            long_name="dry bulk density", units=f"t per cubic {length_unit}" if length_unit else
+            "t per cubic data unit (data.length_unit not set)",
+        )  # fmt: skip
+    if "class" in ds:
+        ds["class"].attrs.update(long_name="resource class ('' = unclassified)")
+    ds.attrs["units"] = lu
     return ds
 
 

@@ -105,3 +105,199 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------
+# run folders: checks, lock, staging
+# ---------------------------------------------------------------------------------------
+#: Name of the lock file a run holds in its folder while it writes there.
+LOCK_NAME = ".estimator.lock"
+#: Prefix of the staging folder a run writes into before its outputs are moved into place.
+STAGING_PREFIX = ".staging-"
+
+
+def check_output_folder(path: str | Path, inputs=(), what: str = "output") -> Path:
+    """Make sure ``path`` can be a folder we write into; nothing is created here.
+
+    Raises :class:`~estimator.errors.DataError` when ``path`` is an existing file, lies under a
+    file, cannot be written, or is the folder of an input file that a run output would replace.
+    """
+    from estimator.errors import DataError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        msg = f"{what}: {path} is an existing file, not a folder; give a folder for the outputs"
+        raise DataError(msg)
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        msg = f"{what}: {path} lies under {probe}, which is a file, not a folder"
+        raise DataError(msg)
+    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+        msg = f"{what}: cannot write in {probe} (permission denied); choose another folder"
+        raise DataError(msg)
+    return path
+
+
+def check_no_input_overwritten(folder: Path, inputs, names, what: str = "output") -> None:
+    """Refuse when an output named in ``names`` would replace one of the ``inputs`` files."""
+    from estimator.errors import DataError
+
+    folder = Path(folder).resolve()
+    clash = []
+    targets = {(folder / n).resolve() for n in names}
+    for p in inputs:
+        rp = Path(p).resolve()
+        if rp in targets or any(t in rp.parents for t in targets):
+            clash.append(str(p))
+    if clash:
+        msg = (
+            f"{what}: {folder} holds input file(s) {', '.join(clash)} that the run would "
+            "overwrite; write the outputs to another folder"
+        )
+        raise DataError(msg)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path) -> Iterator[Path]:
+    """Hold ``folder/.estimator.lock`` while a run writes the folder.
+
+    A lock left by a process that no longer runs on this machine is taken over; a live one is a
+    :class:`~estimator.errors.DataError` naming its process and start time.
+    """
+    import socket
+    import time
+
+    from estimator.errors import DataError
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / LOCK_NAME
+    host = socket.gethostname()
+    me = {"pid": os.getpid(), "host": host, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                held = json.loads(lock.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                held = {}
+            pid, other = held.get("pid"), held.get("host")
+            if other == host and isinstance(pid, int) and not _alive(pid):
+                lock.unlink(missing_ok=True)  # left by a run that was killed
+                continue
+            msg = (
+                f"{folder} is being written by another estimator run (process {pid} on "
+                f"{other}, started {held.get('started')}); wait for it, or delete {lock} "
+                "if that run is dead"
+            )
+            raise DataError(msg) from None
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(me, f)
+        break
+    try:
+        yield lock
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_leftovers(folder: str | Path) -> list[Path]:
+    """Delete temporary files and staging folders left by killed runs; return what went."""
+    import shutil
+
+    folder = Path(folder)
+    gone = []
+    for sub in (folder, folder / "plots"):
+        if not sub.is_dir():
+            continue
+        for p in sub.iterdir():
+            if p.is_file() and p.name.startswith(".") and p.name.endswith(".tmp"):
+                p.unlink(missing_ok=True)
+                gone.append(p)
+    for p in folder.glob(f"{STAGING_PREFIX}*"):
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+            gone.append(p)
+    return gone
+
+
+def make_staging(folder: str | Path, run_id: str) -> Path:
+    """A fresh staging folder inside ``folder`` (same file system, so moves are renames)."""
+    path = Path(folder) / f"{STAGING_PREFIX}{run_id}"
+    path.mkdir(parents=True)
+    return path
+
+
+def list_files(folder: str | Path) -> list[str]:
+    """Every file under ``folder`` as a relative POSIX path, sorted."""
+    folder = Path(folder)
+    return sorted(
+        rel
+        for p in folder.rglob("*")
+        if p.is_file() and not (rel := p.relative_to(folder).as_posix()).startswith(".")
+        and "/." not in rel
+    )
+
+
+def publish(staging: str | Path, folder: str | Path, remove=()) -> None:
+    """Move every file of ``staging`` into ``folder`` (renames), delete the relative paths in
+    ``remove`` that were not replaced, then delete ``staging``."""
+    import shutil
+
+    staging, folder = Path(staging), Path(folder)
+    names = list_files(staging)
+    for name in names:
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_dir():
+            shutil.rmtree(target)
+        os.replace(staging / name, target)
+    for name in remove:
+        if name in names:
+            continue
+        target = folder / name
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            target.unlink(missing_ok=True)
+    shutil.rmtree(staging, ignore_errors=True)
+    for sub in sorted({(folder / n).parent for n in remove}, reverse=True):
+        if sub != folder and sub.is_dir() and not any(sub.iterdir()):
+            sub.rmdir()
+
+
+def read_json(path: str | Path, what: str = "file") -> dict:
+    """Read a JSON object; a missing, empty, truncated or non-object file is a DataError."""
+    from estimator.errors import DataError
+
+    path = Path(path)
+    if not path.is_file():
+        msg = f"{path}: not found"
+        raise DataError(msg)
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if not text.strip():
+        msg = f"{path}: the {what} is empty (a run killed while writing it?)"
+        raise DataError(msg)
+    try:
+        doc = json.loads(text)
+    except ValueError as err:
+        msg = f"{path}: the {what} is not valid JSON ({err}); it may be truncated"
+        raise DataError(msg) from None
+    if not isinstance(doc, dict):
+        msg = f"{path}: the {what} should hold a JSON object, found {type(doc).__name__}"
+        raise DataError(msg)
+    return doc

@@ -46,6 +46,17 @@ OUTPUT_SUFFIX = {
     "holes": "_holes",
     "dist": "_dist",
     "pass": "_pass",
+    "flag": "_flag",
+}
+
+#: Bits of the per-block flag variable ``<grade>_flag`` (CF ``flag_masks``), in order.
+FLAG_BITS = {
+    "negative": 1,  # estimate below 0
+    "above_range": 2,  # estimate above the highest composite of the domain
+    "below_range": 4,  # estimate below the lowest composite of the domain (and not negative)
+    "ill_conditioned": 8,  # kriged from an ill-conditioned system (see _kernels)
+    "singular": 16,  # not estimated: singular kriging system
+    "too_few": 32,  # not estimated: too few samples within every pass
 }
 LOCAL_SCHEDULERS = ("synchronous", "threads", "processes")
 
@@ -197,12 +208,18 @@ def plan_chunks(
 # the task
 # ---------------------------------------------------------------------------------------
 def _estimate_chunk(
-    targets, offsets, samples, values, hole_ids, model, passes, method, sk_mean, idw_power
-):
-    """Run the eager kernel on one chunk (one dask task)."""
+    targets, offsets, samples, values, hole_ids, model, passes, method, sk_mean, idw_power,
+    value_range=(np.nan, np.nan),
+):  # fmt: skip
+    """Run the eager kernel on one chunk (one dask task) and add the per-block flags.
+
+    ``value_range`` is the (lowest, highest) composite value of the domain: estimates outside
+    it are flagged.
+    """
+    from estimator.kriging import _kernels
     from estimator.kriging.estimate import estimate_blocks
 
-    return estimate_blocks(
+    res = estimate_blocks(
         targets,
         offsets,
         samples,
@@ -214,6 +231,29 @@ def _estimate_chunk(
         sk_mean=sk_mean,
         idw_power=idw_power,
     )
+    res["flag"] = block_flags(res, value_range, _kernels.ILL_CONDITIONED_PIVOT)
+    return res
+
+
+def block_flags(res: Mapping[str, np.ndarray], value_range, ill_pivot: float) -> np.ndarray:
+    """The ``FLAG_BITS`` of each block of one kernel result (uint8)."""
+    est = res["estimate"]
+    lo, hi = (float(v) for v in value_range)
+    flag = np.zeros(est.shape, dtype=np.uint8)
+    with np.errstate(invalid="ignore"):
+        flag[est < 0] |= FLAG_BITS["negative"]
+        if np.isfinite(hi):
+            flag[est > hi] |= FLAG_BITS["above_range"]
+        if np.isfinite(lo):
+            flag[(est < lo) & (est >= 0)] |= FLAG_BITS["below_range"]
+        pivot = res.get("min_pivot")
+        if pivot is not None:
+            flag[np.isfinite(est) & (pivot < ill_pivot)] |= FLAG_BITS["ill_conditioned"]
+    status = res.get("status")
+    if status is not None:
+        flag[status == 1] |= FLAG_BITS["singular"]
+        flag[status == 2] |= FLAG_BITS["too_few"]
+    return flag
 
 
 def _compute(delayed_tasks: list, scheduler: Any, progress: bool, num_workers: int | None) -> list:
@@ -261,6 +301,32 @@ def _compute(delayed_tasks: list, scheduler: Any, progress: bool, num_workers: i
     finally:
         if own:
             client.close()
+
+
+def connect(scheduler: Any, timeout: float = 10.0):
+    """Open a dask.distributed client for a scheduler address (None for the local schedulers).
+
+    Raises
+    ------
+    DataError
+        When the scheduler cannot be reached within ``timeout`` seconds: the message names the
+        address and says how to start one.
+    """
+    from estimator.errors import DataError
+
+    if not isinstance(scheduler, str) or scheduler in LOCAL_SCHEDULERS:
+        return None
+    from distributed import Client
+
+    try:
+        return Client(scheduler, timeout=timeout, set_as_default=False)
+    except Exception as err:  # OSError, TimeoutError, ValueError (bad address), ...
+        msg = (
+            f"compute.scheduler: cannot reach the dask scheduler at {scheduler} within "
+            f"{timeout:g} s ({type(err).__name__}: {err}); start one with `dask scheduler` and "
+            "`dask worker <address>` (README: Running on a dask cluster), or check the address"
+        )
+        raise DataError(msg) from None
 
 
 # ---------------------------------------------------------------------------------------
@@ -356,6 +422,7 @@ def estimate_block_model(
             passes = tuple(_per(passes_by_domain, domain, grade, "search passes"))
             mean = _per(sk_mean, domain, grade, "sk_mean") if method == "sk" else None
             reach = search_reach(passes, grid)
+            vrange = (float(vals.min()), float(vals.max())) if vals.size else (np.nan, np.nan)
             for task in plan_chunks(fraction, grid, samples, reach, chunks, domain, grade):
                 rows = task.sample_index
                 tasks.append(task)
@@ -371,6 +438,7 @@ def estimate_block_model(
                         method,
                         mean,
                         idw_power,
+                        vrange,
                     )
                 )
     log.info("estimating %d chunks on %s", len(delayed_tasks), scheduler)
