@@ -342,16 +342,136 @@ def test_build_wireframe_keeps_closed_bodies_and_reports_the_rest():
     assert rows["action"].tolist() == ["body left out", "winding reversed"]
 
 
-def test_build_wireframe_nested_body_is_a_void():
+def test_build_wireframe_nested_body_wound_inward_is_a_deliberate_void():
+    inner = box_mesh((1, 1, 1), (2, 2, 2))
+    v, f = _merge(box_mesh((0, 0, 0), (4, 4, 4)), (inner[0], inner[1][:, ::-1]))
+    report = DataReport()
+    wf = build_wireframe(v, f, "shell.stl", report)
+    npt.assert_allclose(wf.volume, 63.0, rtol=1e-12)
+    assert len(report) == 0
+    npt.assert_array_equal(
+        points_inside(wf.vertices, wf.faces, [[1.5, 1.5, 1.5], [3, 3, 3]]), [False, True]
+    )
+
+
+def test_build_wireframe_nested_body_wound_like_its_container_is_an_overlap():
+    # Both bodies wound outward: one is wholly inside the other, which the parity inside
+    # test turns into a void. Not a deliberate void (that would be wound inward): reported.
     v, f = _merge(box_mesh((0, 0, 0), (4, 4, 4)), box_mesh((1, 1, 1), (2, 2, 2)))
     report = DataReport()
     wf = build_wireframe(v, f, "shell.stl", report)
     npt.assert_allclose(wf.volume, 63.0, rtol=1e-12)
-    assert report.counts() == {"wireframe_flipped_body": 1}
-    assert "treated as a void" in report.rows[0]["what"]
+    assert report.counts() == {"wireframe_overlapping_bodies": 1}
+    row = report.rows[0]
+    assert row["file"] == "shell.stl"
+    assert row["what"] == (
+        "body 2 (12 triangles, centre (1.5, 1.5, 1.5)), volume 1, lies wholly inside body 1 "
+        "(12 triangles, centre (2.0, 2.0, 2.0)), volume 64, and is wound the same way: two "
+        "overlapping bodies, not a deliberate void (a void is wound opposite to the body "
+        "around it)"
+    )
+    assert row["action"].startswith("kept; the inside test treats it as a void")
     npt.assert_array_equal(
         points_inside(wf.vertices, wf.faces, [[1.5, 1.5, 1.5], [3, 3, 3]]), [False, True]
     )
+
+
+def test_build_wireframe_island_in_a_void_keeps_alternating_windings_quiet():
+    shell = box_mesh((0, 0, 0), (6, 6, 6))
+    void = box_mesh((1, 1, 1), (5, 5, 5))
+    island = box_mesh((2, 2, 2), (3, 3, 3))
+    v, f = _merge(shell, (void[0], void[1][:, ::-1]), island)
+    report = DataReport()
+    wf = build_wireframe(v, f, "pod.obj", report)
+    assert len(report) == 0
+    npt.assert_allclose(wf.volume, 216.0 - 64.0 + 1.0, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("second", "where"),
+    [
+        (box_mesh((0.5, 0.5, 0.5), (1.5, 1.5, 1.5)), "corner"),
+        # a bar through the box: no vertex of either body lies inside the other
+        (box_mesh((-1, 0.25, 0.25), (2, 0.75, 0.75)), "bar"),
+        (icosphere(0.6, 2, (1.0, 0.5, 0.5)), "sphere"),
+    ],
+    ids=["corner-overlap", "bar-through", "sphere"],
+)
+def test_build_wireframe_reports_intersecting_bodies(second, where):
+    v, f = _merge(box_mesh((0, 0, 0), (1, 1, 1)), second)
+    report = DataReport()
+    wf = build_wireframe(v, f, "two.obj", report)
+    assert wf.n_bodies == 2
+    assert report.counts() == {"wireframe_overlapping_bodies": 1}
+    what = report.rows[0]["what"]
+    assert what.startswith("body 1 (12 triangles, centre (0.5, 0.5, 0.5)), volume 1, and body 2")
+    assert "intersect (their surfaces cross near (" in what
+    assert report.rows[0]["action"].startswith("both kept; the inside test counts surface")
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        box_mesh((0, 0, 1), (1, 1, 2)),  # on top: a shared face
+        box_mesh((1, 1, 0), (2, 2, 1)),  # a shared edge
+        box_mesh((1, 1, 1), (2, 2, 2)),  # a shared corner
+        box_mesh((0.25, 0.25, 1), (0.75, 0.75, 2)),  # standing on the top face
+        box_mesh((3, 0, 0), (4, 1, 1)),  # apart
+    ],
+    ids=["face", "edge", "corner", "standing", "apart"],
+)
+def test_build_wireframe_touching_bodies_are_not_overlaps(second):
+    v, f = _merge(box_mesh((0, 0, 0), (1, 1, 1)), second)
+    report = DataReport()
+    wf = build_wireframe(v, f, "two.obj", report)
+    assert wf.n_bodies == 2
+    assert len(report) == 0
+    npt.assert_allclose(wf.volume, 1.0 + abs(mesh_volume(*second)), rtol=1e-12)
+
+
+def test_build_wireframe_drops_a_copy_of_a_body():
+    v, f = _merge(box_mesh((0, 0, 0), (2, 1, 1)), box_mesh((0, 0, 0), (2, 1, 1)))
+    report = DataReport()
+    wf = build_wireframe(v, f, "twice.obj", report)
+    assert wf.n_bodies == 1
+    npt.assert_allclose(wf.volume, 2.0, rtol=1e-12)
+    assert report.counts() == {"wireframe_overlapping_bodies": 1}
+    assert report.rows[0]["what"].startswith("body 2 (12 triangles, centre (1.0, 0.5, 0.5)) is a copy")
+    assert points_inside(wf.vertices, wf.faces, [[1.0, 0.5, 0.5]]).tolist() == [True]
+
+
+def test_candidate_pairs_sweep_agrees_with_all_pairs():
+    from estimator.geometry.mesh import _candidate_pairs
+
+    rng = np.random.default_rng(1)
+    lo = rng.uniform(0, 10, (200, 3))
+    hi = lo + rng.uniform(0, 2, (200, 3))
+    meet = ((lo[:, None, :] <= hi[None, :, :]) & (lo[None, :, :] <= hi[:, None, :])).all(axis=2)
+    i, j = np.nonzero(np.triu(meet, k=1))
+    want = sorted(zip(i.tolist(), j.tolist(), strict=True))
+    assert len(want) > 50
+    assert _candidate_pairs([np.array([a, b]) for a, b in zip(lo, hi, strict=True)]) == want
+
+
+def test_crossing_kernel_agrees_with_moller_trumbore():
+    rng = np.random.default_rng(5)
+    v = rng.uniform(-1, 1, (60, 3))
+    faces = rng.integers(0, 30, (40, 3))
+    faces = faces[(faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])]
+    s0, s1 = np.arange(30, 60, dtype=np.int64), np.roll(np.arange(30, 60, dtype=np.int64), 7)
+    ref = _kernels.crossings_numpy(v, s0, s1, faces)
+    assert 0 < ref.sum() < ref.size  # some cross, some do not
+    vx, vy, vz = (np.ascontiguousarray(v[:, k]) for k in range(3))
+    for k in range(len(s0)):
+        for t in range(len(faces)):
+            a, b, c = faces[t]
+            got = _kernels.segment_crosses_triangle(*v[s0[k]], *v[s1[k]], *v[a], *v[b], *v[c])
+            assert got == ref[k, t], (k, t)
+        index = _kernels.xy_index(vx, vy, np.ascontiguousarray(faces))
+        hit, tri = _kernels.first_crossing(s0[k : k + 1], s1[k : k + 1], vx, vy, vz, faces, *index)
+        assert (hit >= 0) == ref[k].any()
+        if hit >= 0:
+            assert ref[k, tri]
 
 
 def test_build_wireframe_fills_a_missing_triangle_and_drops_fins():

@@ -12,7 +12,7 @@ import numpy.testing as npt
 import pytest
 
 from estimator.datareport import DataReport
-from estimator.errors import DataError
+from estimator.errors import ConfigError, DataError
 from estimator.io.drillholes import (
     COLLAR_COLUMNS,
     find_columns,
@@ -302,6 +302,118 @@ def test_empty_file(tmp_path):
         read(make_data(tmp_path, collars=""))
 
 
+def test_implausible_grades_are_left_out(tmp_path):
+    # Issue 7.12: "inf" and "1e300" were kept, so a domain reported 3.6e297 g/t.
+    assays = "HOLE_ID,FROM,TO,CU\nA,0,1,inf\nA,1,2,1e300\nB,0,1,1.2\nB,1,2,150\n"
+    dh, rep = read(make_data(tmp_path, assays=assays, grade_unit="%"))
+    cu = dh.assays["cu"].to_numpy()
+    assert np.isnan(cu[[0, 1, 3]]).all() and cu[2] == 1.2
+    assert rep[["line", "hole", "code"]].values.tolist() == [
+        [2, "A", "implausible_grade"],
+        [3, "A", "implausible_grade"],
+        [5, "B", "implausible_grade"],
+    ]
+    assert rep["what"].iloc[2] == (
+        "cu is '150', above the plausible maximum 100 (the default with data.grade_unit is "
+        "'%'; set data.max_grade to change it)"
+    )
+    # a per-grade limit from the config
+    dh, rep = read(make_data(tmp_path, assays=assays, max_grade={"CU": 2.0}))
+    assert np.isnan(dh.assays["cu"]).sum() == 3 and dh.assays["cu"].iloc[2] == 1.2
+    assert rep["what"].iloc[2].endswith("above the plausible maximum 2 (data.max_grade.cu)")
+
+
+def test_max_grade_for_an_unknown_grade_is_a_config_error(tmp_path):
+    msg = "data.max_grade.au: no such grade (grades are cu)"
+    with pytest.raises(ConfigError, match=re.escape(msg)):
+        read(make_data(tmp_path, max_grade={"au": 50.0}))
+
+
+def test_non_finite_collar_survey_and_interval_numbers(tmp_path):
+    collars = "HOLE_ID,X,Y,Z,DEPTH\nA,inf,0,100,50\nB,10,0,100,50\n"
+    surveys = "HOLE_ID,DEPTH,AZIMUTH,DIP\nA,0,0,-90\nB,0,90,-60\nB,1e400,90,-60\n"
+    assays = "HOLE_ID,FROM,TO,CU\nA,0,1,0.5\nB,0,inf,0.7\nB,1,2,1.2\n"
+    dh, rep = read(make_data(tmp_path, collars=collars, surveys=surveys, assays=assays))
+    assert dh.collars["hole_id"].tolist() == ["B"]
+    assert dh.surveys["depth"].tolist() == [0.0]
+    assert dh.assays[["from", "to"]].values.tolist() == [[1.0, 2.0]]
+    got = rep[["file", "line", "hole", "code"]].values.tolist()
+    assert ["collars.csv", 2, "A", "missing_coordinate"] in got
+    assert ["surveys.csv", 4, "B", "bad_value"] in got
+    assert ["assays.csv", 3, "B", "bad_value"] in got
+    assert rep["what"][rep["file"] == "collars.csv"].iloc[0] == (
+        "collar x is 'inf', not a finite number"
+    )
+
+
+def test_a_folder_is_not_a_data_file(tmp_path):
+    (tmp_path / "collars").mkdir()
+    data = make_data(tmp_path)
+    data.collars = tmp_path / "collars"
+    msg = f"data.collars: '{tmp_path / 'collars'}' is a folder, not a file: give the file inside it"
+    with pytest.raises(DataError, match=re.escape(msg)):
+        read(data)
+
+
+@pytest.mark.parametrize(
+    "collars",
+    [
+        "HOLE_ID,X,Y,Z,DEPTH\nA,0,5,100,50,\nB,10,6,100,40,\n",  # rows only
+        "HOLE_ID,X,Y,Z,DEPTH,\nA,0,5,100,50,\nB,10,6,100,40,\n",  # header and rows
+        "HOLE_ID,X,Y,Z,DEPTH,\nA,0,5,100,50\nB,10,6,100,40\n",  # header only
+        "HOLE_ID,X,Y,Z,DEPTH\r\nA,0,5,100,50,,\r\nB,10,6,100,40,\r\n",  # CRLF, ragged empties
+    ],
+    ids=["rows", "header-and-rows", "header", "crlf-ragged-empty"],
+)
+def test_trailing_delimiters_are_read_in_place(tmp_path, collars):
+    # pandas shifts every column when the rows have one field more than the header.
+    dh, rep = read(make_data(tmp_path, collars=collars))
+    assert len(rep) == 0
+    assert dh.collars[["hole_id", "x", "y", "z", "depth"]].values.tolist() == [
+        ["A", 0.0, 5.0, 100.0, 50.0],
+        ["B", 10.0, 6.0, 100.0, 40.0],
+    ]
+    assert dh.collars["_line"].tolist() == [2, 3]
+
+
+@pytest.mark.parametrize(
+    ("collars", "message"),
+    [
+        (
+            "HOLE_ID,X,Y,Z,DEPTH\nA,0,0,100\nB,10,0,100,50\n",
+            "collars.csv, line 2: 4 fields but the header (line 1) has 5: the values would "
+            "land under the wrong columns; check for a missing or extra delimiter (a ',' inside "
+            "a value must be quoted)",
+        ),
+        (
+            "HOLE_ID,X,Y,Z,DEPTH\nA,0,0,100,50\n\nB,1,0,0,100,50\nC,1,0,0,100,50\n",
+            "collars.csv, line 4: 6 fields but the header (line 1) has 5 (1 more line like it)",
+        ),
+        (
+            "HOLE_ID,X,Y,Z\nA,1,0,100,50,\n",
+            "collars.csv, line 2: 6 fields but the header (line 1) has 4",
+        ),
+    ],
+    ids=["short", "long", "value-past-header"],
+)
+def test_ragged_rows_are_refused(tmp_path, collars, message):
+    with pytest.raises(DataError, match=re.escape(message)):
+        read(make_data(tmp_path, collars=collars))
+
+
+def test_header_only_tables(tmp_path):
+    with pytest.raises(DataError, match=re.escape("collars.csv: a header but no rows")):
+        read(make_data(tmp_path, collars="HOLE_ID,X,Y,Z\n"))
+    dh, rep = read(
+        make_data(tmp_path, surveys="HOLE_ID,DEPTH,AZIMUTH,DIP\n", zones="HOLE_ID,FROM,TO,ZONE\n")
+    )
+    assert dh.zones.empty
+    assert rep[["file", "code"]].values.tolist()[:2] == [
+        ["surveys.csv", "empty_file"],
+        ["zones.csv", "empty_file"],
+    ]
+
+
 # ---------------------------------------------------------------------------------------------
 # Samples
 # ---------------------------------------------------------------------------------------------
@@ -322,6 +434,22 @@ def test_samples_csv(tmp_path):
     ]
     with pytest.raises(DataError, match=re.escape("samples.csv: no column for grade 'au'")):
         read_samples(data, ["au"], DataReport())
+
+
+def test_samples_implausible_grades_and_coordinates(tmp_path):
+    samples = "X,Y,Z,CU\n0,0,0,1e300\n1,0,inf,2.0\n2,0,0,3.0\n1e13,0,0,1\n"
+    data = make_data(tmp_path, samples=samples)
+    report = DataReport()
+    df = read_samples(data, ["cu"], report)
+    assert df["x"].tolist() == [0.0, 2.0]
+    assert np.isnan(df["cu"].iloc[0]) and df["cu"].iloc[1] == 3.0
+    rep = report.to_frame()
+    assert rep[["line", "code"]].values.tolist() == [
+        [5, "missing_coordinate"],
+        [3, "missing_coordinate"],
+        [2, "implausible_grade"],
+    ]
+    assert rep["what"].iloc[1] == "sample z is 'inf', not a finite number"
 
 
 def test_meuse_samples_2d():

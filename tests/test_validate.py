@@ -113,6 +113,65 @@ def test_parse_grade_bad_and_negative():
     assert rep["line"].tolist() == [2, 4, 5, 3]
 
 
+def test_parse_grade_implausible_values_are_left_out():
+    # No data.max_grade and no unit: the default limit is 1e6 (ppm or g/t: the whole rock).
+    report = DataReport()
+    cells = ["inf", "1e300", "1e400", "-inf", "Infinity", "2000000", "999999", ">5e6", "<4e6", "nan"]
+    out = v.parse_grade(grades_table(cells), "g", "pd", v.ValueRules(), report)
+    assert np.isnan(out[:6]).all()
+    assert out[6] == 999999.0
+    assert np.isnan(out[7:]).all()
+    rep = report.to_frame()
+    assert rep["code"].tolist() == ["bad_value"] + ["implausible_grade"] * 8
+    assert rep["line"].tolist() == [11, 2, 4, 5, 6, 3, 7, 9, 10]
+    what = dict(zip(rep["line"], rep["what"], strict=True))
+    assert what[2] == "pd is 'inf', not a finite number"
+    assert what[4] == "pd is '1e400', not a finite number"
+    assert what[5] == "pd is '-inf', not a finite number"
+    assert what[3] == (
+        "pd is '1e300', above the plausible maximum 1000000 (the default with no "
+        "data.grade_unit; set data.max_grade to change it)"
+    )
+    assert what[10].startswith("pd is '<4e6', above the plausible maximum 1000000")
+    assert set(rep["action"][rep["code"] == "implausible_grade"]) == {"set to NaN (left out)"}
+
+
+@pytest.mark.parametrize(
+    ("rules", "cells", "kept", "whence"),
+    [
+        (v.ValueRules(grade_unit="%"), ["99.9", "100", "100.5"], 2, "the default with "
+         "data.grade_unit is '%'; set data.max_grade to change it"),
+        (v.ValueRules(grade_unit="ppb"), ["5e8", "2e9"], 1, "the default with data.grade_unit "
+         "is 'ppb'; set data.max_grade to change it"),
+        (v.ValueRules(grade_unit="g/t", max_grade=50.0), ["50", "50.01"], 1, "data.max_grade"),
+        (v.ValueRules(max_grade={"PD": 30.0, "cu": 5.0}), ["29", "31"], 1, "data.max_grade.pd"),
+        (v.ValueRules(grade_unit="%", max_grade={"cu": 5.0}), ["99", "101"], 1, "the default "
+         "with data.grade_unit is '%'; set data.max_grade to change it"),
+    ],
+    ids=["percent-default", "ppb-default", "one-limit", "per-grade", "grade-not-listed"],
+)
+def test_parse_grade_max_grade_rules(rules, cells, kept, whence):
+    report = DataReport()
+    out = v.parse_grade(grades_table(cells), "g", "pd", rules, report)
+    assert np.isfinite(out[:kept]).all() and np.isnan(out[kept:]).all()
+    assert report.counts() == {"implausible_grade": len(cells) - kept}
+    assert report.rows[0]["what"].endswith(f"({whence})")
+
+
+def test_parse_grade_implausible_even_when_unsampled_means_zero():
+    report = DataReport()
+    out = v.parse_grade(grades_table(["", "1e300"]), "g", "pd", v.ValueRules(unsampled="zero"), report)
+    assert out[0] == 0.0 and np.isnan(out[1])
+    assert report.counts() == {"not_sampled": 1, "implausible_grade": 1}
+
+
+def test_default_max_grade():
+    assert v.default_max_grade("%") == 100.0
+    assert v.default_max_grade(" Wt% ") == 100.0
+    assert v.default_max_grade("ppb") == 1e9
+    assert v.default_max_grade("g/t") == v.default_max_grade(None) == 1e6
+
+
 # ---------------------------------------------------------------------------------------------
 # Collars and surveys
 # ---------------------------------------------------------------------------------------------
@@ -140,6 +199,63 @@ def test_clean_collars_duplicates_and_missing():
     assert (dup["line"], dup["hole"]) == (4, "A")
     assert dup["what"] == "hole A again (x 9, y 9, z 9); first at line 2"
     assert rep.iloc[1]["what"] == "collar x is ''"
+
+
+def test_clean_collars_non_finite_and_huge_coordinates():
+    report = DataReport()
+    df = table(
+        [("A", "inf", 2, 3, 50), ("B", 1, "nan", 3, 50), ("C", 1, 2, "1e400", 50),
+         ("D", "-1e13", 2, 3, 50), ("E", 1, 2, 3, "inf"), ("F", "-0", "-0.0", 3, 50)],
+        ["hole_id", "x", "y", "z", "depth"],
+    )  # fmt: skip
+    collars, left_out = v.clean_collars(df, report)
+    assert collars["hole_id"].tolist() == ["E", "F"]
+    assert np.isnan(collars["depth"].iloc[0])
+    assert collars["x"].iloc[1] == 0.0
+    assert left_out == {"A", "B", "C", "D"}
+    rep = report.to_frame()
+    assert rep[["line", "hole", "code"]].values.tolist() == [
+        [2, "A", "missing_coordinate"],
+        [5, "D", "missing_coordinate"],
+        [3, "B", "missing_coordinate"],
+        [4, "C", "missing_coordinate"],
+        [6, "E", "bad_value"],
+    ]
+    assert rep["what"].tolist() == [
+        "collar x is 'inf', not a finite number",
+        "collar x is '-1e13', beyond ±1e12 (not a plausible value)",
+        "collar y is 'nan'",
+        "collar z is '1e400', not a finite number",
+        "collar depth is 'inf', not a positive finite number",
+    ]
+    assert rep["action"].tolist() == ["hole left out"] * 4 + ["depth taken as unknown"]
+
+
+def test_clean_surveys_non_finite_numbers_are_bad_values():
+    report = DataReport()
+    df = table(
+        [("A", 0, 10, -60), ("A", "inf", 10, -60), ("A", 20, "inf", -60), ("A", 30, 10, "-inf"),
+         ("A", 40, 10, "nan"), ("A", "1e300", 10, -60)],
+        ["hole_id", "depth", "azimuth", "dip"],
+    )  # fmt: skip
+    out = v.clean_surveys(df, "negative_down", report)
+    assert out["depth"].tolist() == [0.0]
+    rep = report.to_frame()
+    assert (rep["code"] == "bad_value").all()
+    assert rep["line"].tolist() == [3, 7, 4, 5, 6]
+    assert rep["what"].tolist() == [
+        "survey depth is 'inf', not a finite number",
+        "survey depth is '1e300', beyond ±1e12 (not a plausible value)",
+        "survey azimuth is 'inf', not a finite number",
+        "survey dip is '-inf', not a finite number",
+        "survey dip is 'nan', not a number",
+    ]
+
+
+def test_dip_convention_ignores_non_finite_dips():
+    # 9 of 10 positive if inf counted; the one real dip is negative: no contradiction
+    dips = np.array([-60.0] + [np.inf] * 9 + [np.nan])
+    v.check_dip_convention(dips, np.arange(2, 13), "s.csv", "negative_down")  # no error
 
 
 @pytest.mark.parametrize(
@@ -238,6 +354,17 @@ def test_clean_intervals_from_not_less_than_to():
     rep = report.to_frame()
     assert rep["code"].tolist() == ["bad_value", "from_not_less_than_to", "from_not_less_than_to"]
     assert rep["what"].iloc[2] == "from 5 is not less than to 3"
+
+
+def test_clean_intervals_non_finite_ends():
+    report = DataReport()
+    df = table([("A", 0, "inf"), ("A", "-inf", 1), ("A", 1, "1e400"), ("A", "-0", 2)], ["hole_id", "from", "to"])
+    out = v.clean_intervals(df, report)
+    assert out[["from", "to"]].values.tolist() == [[0.0, 2.0]]
+    rep = report.to_frame()
+    assert rep[["line", "code"]].values.tolist() == [[3, "bad_value"], [2, "bad_value"], [4, "bad_value"]]
+    assert rep["what"].iloc[0] == "interval from is '-inf', not a finite number"
+    assert rep["what"].iloc[1] == "interval to is 'inf', not a finite number"
 
 
 def test_drop_overlaps_greedy():

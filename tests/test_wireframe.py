@@ -53,7 +53,7 @@ def write_stl_binary(path, corners, header=b"binary cube"):
 
 
 def write_ply(path, v, polys, fmt="ascii", vtype="double", count="uchar", index="int"):
-    codes = {"double": "d", "float": "f", "uchar": "B", "int": "i", "uint": "I", "ushort": "H"}
+    codes = {"double": "d", "float": "f", "uchar": "B", "char": "b", "int": "i", "uint": "I", "ushort": "H"}
     head = [
         "ply",
         f"format {fmt} 1.0",
@@ -215,6 +215,9 @@ def test_ply_triangles_and_mixed_polygons(tmp_path, fmt):
         ("f.ply", "ply\nformat ascii 1.0\nelement vertex 3\nproperty quad x\nend_header\n", "f.ply, line 4: unknown PLY property type 'quad'"),
         ("g.ply", "ply\nformat ascii 1.0\nelement vertex 0\nproperty float x\nproperty float y\nproperty float z\nend_header\n", "g.ply: PLY header declares no 'face' element"),
         ("a.dxf", "0\nSECTION\n", "a.dxf: unknown wireframe format '.dxf'; expected .obj, .stl or .ply"),
+        ("f.obj", "v 0 0 0\nv 1e300 0 0\nv 0 1 0\nf 1 2 3\n", "f.obj: vertex 2 is (1e+300, 0, 0), beyond ±1e+12 data units: not a plausible coordinate"),
+        ("h.ply", "ply\nformat ascii 1.0\nelement vertex 3\nproperty \nend_header\n", "h.ply, line 4: unexpected PLY header line 'property'"),
+        ("i.ply", "ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nelement face 1\nproperty list float int vertex_indices\nend_header\n", "i.ply, line 6: a PLY list count must be an integer type, got 'float'"),
     ],
 )  # fmt: skip
 def test_read_errors(tmp_path, name, content, message):
@@ -230,6 +233,52 @@ def test_truncated_binary_stl(tmp_path):
     msg = "t.stl: not an STL file: expected ASCII STL starting with 'solid' or binary with 84 + 50 x 12 = 684 bytes, got 674 bytes"
     with pytest.raises(DataError, match=re.escape(msg)):
         read_mesh(tmp_path / "t.stl")
+
+
+@pytest.mark.parametrize("fmt", ["binary_little_endian", "binary_big_endian"])
+def test_ply_negative_list_count(tmp_path, fmt):
+    # a signed count of -1 made numpy read the rest of the file (or fail on a negative shape)
+    polys = [[0, 1, 2]] * 3
+    write_ply(tmp_path / "n.ply", CUBE_V, polys, fmt=fmt, count="char")
+    raw = bytearray((tmp_path / "n.ply").read_bytes())
+    at = raw.index(b"end_header\n") + len(b"end_header\n") + len(CUBE_V) * 25
+    assert raw[at] == 3
+    raw[at] = 0xFF  # -1 as a signed char: the first face's count
+    (tmp_path / "n.ply").write_bytes(bytes(raw))
+    with pytest.raises(DataError, match=re.escape("n.ply: PLY 'face' record 1 has a list of -1 items")):
+        read_mesh(tmp_path / "n.ply")
+    raw[at] = 3
+    raw[at + 17] = 0xFF  # the second face's count (1 + 3 x 4 + 4 bytes per face)
+    (tmp_path / "n.ply").write_bytes(bytes(raw))
+    with pytest.raises(DataError, match=re.escape("n.ply: PLY 'face' record 2 has a list of -1 items")):
+        read_mesh(tmp_path / "n.ply")
+
+
+def test_ply_float_indices_must_be_whole(tmp_path):
+    write_ply(tmp_path / "w.ply", CUBE_V, CUBE_QUADS, fmt="binary_little_endian", index="float")
+    _same_mesh(*read_mesh(tmp_path / "w.ply"), CUBE_V, CUBE_F)
+    write_ply(tmp_path / "f.ply", CUBE_V, [[0, 1, 2.5], *CUBE_QUADS], fmt="binary_little_endian", index="float")
+    with pytest.raises(DataError, match=re.escape("f.ply, face 1: vertex indices must be whole numbers")):
+        read_mesh(tmp_path / "f.ply")
+
+
+def test_a_folder_is_not_a_wireframe(tmp_path):
+    (tmp_path / "zone.obj").mkdir()
+    msg = f"{tmp_path / 'zone.obj'}: is a folder, not a wireframe file"
+    with pytest.raises(DataError, match=re.escape(msg)):
+        load_wireframe(tmp_path / "zone.obj", DataReport())
+
+
+def test_stl_body_written_twice(tmp_path):
+    # STL merges corners, so a body written twice has every edge on four triangles: nothing
+    # was closed. The repeats are dropped and reported.
+    write_stl_binary(tmp_path / "twice.stl", np.vstack([CUBE_V[CUBE_F], CUBE_V[CUBE_F]]))
+    report = DataReport()
+    wf = load_wireframe(tmp_path / "twice.stl", report)
+    assert wf.n_bodies == 1
+    npt.assert_allclose(wf.volume, 2.5**3, rtol=1e-12)
+    assert report.counts() == {"wireframe_repeated_triangle": 1}
+    assert report.rows[0]["what"].startswith("12 triangles repeat earlier ones")
 
 
 def test_missing_file(tmp_path):

@@ -11,7 +11,19 @@ Report codes: ``missing_hole_id``, ``missing_coordinate``, ``bad_value``, ``dupl
 ``above_detection``, ``negative_grade``, ``from_not_less_than_to``, ``overlapping_interval``,
 ``superseded_by_tranche``, ``no_collar``, ``no_survey``, ``duplicate_survey_depth``,
 ``azimuth_out_of_range``, ``dip_out_of_range``, ``survey_past_end_of_hole``,
-``interval_past_end_of_hole``.
+``interval_past_end_of_hole``, ``implausible_grade`` (a grade that is not a finite number or
+is above ``data.max_grade``: set to NaN); and, from :mod:`estimator.io.drillholes`,
+``empty_file`` (a table with a header but no rows) and ``no_elevation`` (samples without z).
+
+Numbers that are not finite (``inf``, ``1e400``, ``nan``) or beyond ``MAX_NUMBER`` are never
+kept: a coordinate makes the hole or sample ``missing_coordinate``, a depth, angle or interval
+end is a ``bad_value`` (row left out).
+
+Wireframe codes (:func:`estimator.geometry.mesh.build_wireframe`): ``wireframe_open_body``,
+``wireframe_hole_filled``, ``wireframe_flipped_body``, ``wireframe_degenerate_triangle``,
+``wireframe_repeated_triangle`` (a triangle repeated with the same winding: left out) and
+``wireframe_overlapping_bodies`` (bodies that intersect, a body nested in another but wound
+the same way, or a copy of another body, which is left out).
 """
 
 from __future__ import annotations
@@ -37,15 +49,57 @@ ANGLE_TOLERANCE = 1e-3
 DIP_CONTRADICTION_SHARE = 0.9
 #: Explicit not-sampled codes (compared upper case, after stripping blanks).
 NOT_SAMPLED_CODES = ("NS", "-")
+#: Coordinates and depths beyond this many data units are export errors, not positions: float64
+#: keeps only 1e-4 of a unit there and squared distances would overflow past 1e154.
+MAX_NUMBER = 1e12
+#: Default plausible maximum grade (``data.max_grade`` unset): 100 % of the rock in the unit.
+PERCENT_UNITS = ("%", "pct", "percent", "wt%", "wt.%")
+PPB_UNITS = ("ppb",)
+
+
+def default_max_grade(grade_unit: str | None) -> float:
+    """Default ``data.max_grade``: 100 for ``%``, 1e9 for ``ppb``, otherwise 1e6 (ppm, g/t).
+
+    Each is the whole rock (100 %) in that unit, so only impossible values are refused.
+    """
+    unit = (grade_unit or "").strip().lower().replace(" ", "")
+    if unit in PERCENT_UNITS:
+        return 100.0
+    if unit in PPB_UNITS:
+        return 1e9
+    return 1e6
 
 
 @dataclass(frozen=True)
 class ValueRules:
-    """How grade text becomes numbers (``data.below_detection``, ``unsampled``, ``sentinels``)."""
+    """How grade text becomes numbers (``data.below_detection``, ``unsampled``, ``sentinels``,
+    ``max_grade`` and ``grade_unit``).
+
+    ``max_grade`` is one limit for every grade, ``{grade: limit}`` (lower-case grade names;
+    grades not listed take the default) or ``None`` (the default of :func:`default_max_grade`).
+    """
 
     below_detection: str = "half"
     unsampled: str = "nan"
     sentinels: tuple[float, ...] = field(default=(-99.0, -999.0))
+    max_grade: float | dict[str, float] | None = None
+    grade_unit: str | None = None
+
+    def grade_limit(self, grade: str) -> tuple[float, str]:
+        """The plausible maximum of ``grade`` and where it comes from (for messages)."""
+        limit = self.max_grade
+        if isinstance(limit, dict):
+            by_name = {str(k).strip().lower(): v for k, v in limit.items()}
+            if grade.lower() in by_name:
+                return float(by_name[grade.lower()]), f"data.max_grade.{grade}"
+            limit = None
+        if limit is not None:
+            return float(limit), "data.max_grade"
+        value = default_max_grade(self.grade_unit)
+        unit = "no data.grade_unit"
+        if self.grade_unit:
+            unit = f"data.grade_unit is {self.grade_unit!r}"
+        return value, f"the default with {unit}; set data.max_grade to change it"
 
 
 def fmt(value) -> str:
@@ -54,8 +108,25 @@ def fmt(value) -> str:
 
 
 def to_numbers(raw: pd.Series) -> np.ndarray:
-    """Parse text to float64; empty or unparseable text gives NaN."""
-    return pd.to_numeric(raw.astype(str).str.strip(), errors="coerce").to_numpy(dtype=float)
+    """Parse text to float64; empty or unparseable text gives NaN, ``-0`` gives 0."""
+    values = pd.to_numeric(raw.astype(str).str.strip(), errors="coerce").to_numpy(dtype=float)
+    return values + 0.0  # -0.0 + 0.0 is 0.0, so "-0" is written back as 0
+
+
+def implausible(values: np.ndarray) -> np.ndarray:
+    """Numbers that cannot be a coordinate or depth: not finite, or beyond ``MAX_NUMBER``."""
+    with np.errstate(invalid="ignore"):
+        return ~np.isfinite(values) | (np.abs(values) > MAX_NUMBER)
+
+
+def why_not_number(text: str, value: float) -> str:
+    """Why a parsed cell is refused: ``'x', not a number`` / ``not a finite number`` / too big."""
+    if np.isnan(value):
+        return f"{text!r}, not a number"
+    if not np.isfinite(value):
+        return f"{text!r}, not a finite number"
+    limit = f"{MAX_NUMBER:.0e}".replace("e+", "e")
+    return f"{text!r}, beyond ±{limit} (not a plausible value)"
 
 
 def _rows(df: pd.DataFrame, mask) -> pd.DataFrame:
@@ -78,21 +149,23 @@ def _add_each(report: DataReport, rows: pd.DataFrame, code: str, what, action) -
 def _drop_bad_numbers(
     df: pd.DataFrame, columns: Iterable[str], report: DataReport, what_of: str
 ) -> pd.DataFrame:
-    """Parse ``columns`` to float; rows with empty or unparseable text are left out."""
+    """Parse ``columns`` to float; rows with empty, unparseable, non-finite or implausibly
+    large numbers (see :func:`implausible`) are left out."""
     df = df.copy()
     bad = np.zeros(len(df), dtype=bool)
     for col in columns:
         values = to_numbers(df[col])
-        this = np.isnan(values) & ~bad
+        wrong = implausible(values)
+        this = wrong & ~bad
         if this.any():
             _add_each(
                 report,
-                _rows(df, this),
+                _rows(df, this).assign(_v=values[this]),
                 "bad_value",
-                lambda r, c=col: f"{what_of} {c} is {r[c].strip()!r}, not a number",
+                lambda r, c=col: f"{what_of} {c} is {why_not_number(r[c].strip(), r['_v'])}",
                 "row left out",
             )
-        bad |= np.isnan(values)
+        bad |= wrong
         df[col] = values
     return df.loc[~bad]
 
@@ -135,26 +208,32 @@ def clean_collars(df: pd.DataFrame, report: DataReport) -> tuple[pd.DataFrame, s
     missing = np.zeros(len(df), dtype=bool)
     for col in ("x", "y", "z"):
         values = to_numbers(df[col])
-        this = np.isnan(values) & ~missing
+        wrong = implausible(values)
+        this = wrong & ~missing
         if this.any():
             _add_each(
                 report,
-                _rows(df, this),
+                _rows(df, this).assign(_v=values[this]),
                 "missing_coordinate",
-                lambda r, c=col: f"collar {c} is {r[c].strip()!r}",
+                lambda r, c=col: (
+                    f"collar {c} is {r[c].strip()!r}"
+                    if np.isnan(r["_v"])
+                    else f"collar {c} is {why_not_number(r[c].strip(), r['_v'])}"
+                ),
                 "hole left out",
             )
-        missing |= np.isnan(values)
+        missing |= wrong
         df[col] = values
     depth_text = df["depth"].astype(str).str.strip()
     depth = to_numbers(depth_text)
-    bad_depth = (depth_text != "").to_numpy() & ~(depth > 0)
+    with np.errstate(invalid="ignore"):
+        bad_depth = (depth_text != "").to_numpy() & ~((depth > 0) & ~implausible(depth))
     if bad_depth.any():
         _add_each(
             report,
             _rows(df, bad_depth & ~missing),
             "bad_value",
-            lambda r: f"collar depth is {r['depth'].strip()!r}, not a positive number",
+            lambda r: f"collar depth is {r['depth'].strip()!r}, not a positive finite number",
             "depth taken as unknown",
         )
     df["depth"] = np.where(bad_depth, np.nan, depth)
@@ -190,7 +269,7 @@ def check_dip_convention(dips: np.ndarray, lines: np.ndarray, file: str, dip: st
     With ``negative_down`` a file whose non-zero dips are all (or at least
     ``DIP_CONTRADICTION_SHARE`` of them) positive is an error, and the other way round.
     """
-    ok = ~np.isnan(dips) & (dips != 0)
+    ok = np.isfinite(dips) & (dips != 0)
     wrong = (dips > 0) if dip == "negative_down" else (dips < 0)
     wrong &= ok
     n_ok, n_wrong = int(ok.sum()), int(wrong.sum())
@@ -343,7 +422,9 @@ def parse_grade(
     Empty cells, ``NS``, ``-`` and the sentinels are not sampled (NaN, or 0 with
     ``rules.unsampled == "zero"``); ``<0.01`` is below detection (half the limit, zero or the
     limit); ``>50`` is above the upper limit (set to the limit); other text is ``bad_value``
-    (NaN) and negative numbers ``negative_grade`` (NaN). Plain empty cells give one summary
+    (NaN) and negative numbers ``negative_grade`` (NaN). Numbers that are not finite (``inf``,
+    ``1e400``) or above ``rules.grade_limit(grade)`` (``data.max_grade``) are
+    ``implausible_grade`` (NaN), detection limits included. Plain empty cells give one summary
     row per file and grade; every other case one row per cell.
 
     Parameters
@@ -367,7 +448,7 @@ def parse_grade(
         float64 grades.
     """
     text = df[column].astype(str).str.strip()
-    values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float)
+    values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float) + 0.0  # -0 is 0
     out = values.copy()
 
     def emit(mask, code, what, action):
@@ -392,6 +473,7 @@ def parse_grade(
 
     rest = np.isnan(values) & ~unsampled
     below, above = np.zeros_like(rest), np.zeros_like(rest)
+    number = values.copy()  # the number each cell states (the limit for "<0.01" and ">50")
     if rest.any():
         # Detection limits: "<0.01" (below) and ">50" (above the upper limit).
         parts = text[rest].str.extract(r"^([<>])\s*([0-9.eE+-]+)$")
@@ -401,8 +483,18 @@ def parse_grade(
         full = np.full(len(out), np.nan)
         full[rest] = limit
         factor = {"half": 0.5, "zero": 0.0, "limit": 1.0}[rules.below_detection]
-        out[below] = full[below] * factor
+        with np.errstate(invalid="ignore"):
+            out[below] = full[below] * factor
         out[above] = full[above]
+        number[below | above] = full[below | above]
+    bad = rest & ~below & ~above
+    negative = ~unsampled & (values < 0) & np.isfinite(values)
+    # Implausible: a number that is not finite (inf, 1e400) or above data.max_grade. It is an
+    # export or typing error, never a grade: left out rather than averaged into a domain.
+    max_grade, whence = rules.grade_limit(grade)
+    wrong = ~unsampled & ~bad & ~negative & (np.isinf(number) | (number > max_grade))
+    below &= ~wrong
+    above &= ~wrong
     mode = rules.below_detection
     emit(
         below,
@@ -416,11 +508,25 @@ def parse_grade(
         lambda r: f"{grade} is {r['_t']!r} (above the upper detection limit)",
         lambda r: f"set to {fmt(r['_v'])} (the limit)",
     )
-    bad = rest & ~below & ~above
     emit(bad, "bad_value", lambda r: f"{grade} is {r['_t']!r}, not a number", "set to NaN")
-    negative = ~unsampled & (values < 0)
     out[negative] = np.nan
     emit(negative, "negative_grade", lambda r: f"{grade} is {r['_t']}", "set to NaN")
+    infinite = np.isinf(number)
+    emit(
+        wrong & infinite,
+        "implausible_grade",
+        lambda r: f"{grade} is {r['_t']!r}, not a finite number",
+        "set to NaN (left out)",
+    )
+    emit(
+        wrong & ~infinite,
+        "implausible_grade",
+        lambda r: (
+            f"{grade} is {r['_t']!r}, above the plausible maximum {fmt(max_grade)} ({whence})"
+        ),
+        "set to NaN (left out)",
+    )
+    out[wrong] = np.nan
     return out
 
 

@@ -15,7 +15,9 @@ Every point therefore lies strictly inside or strictly outside each projected tr
 ray through a shared edge or vertex is counted by exactly one triangle of each sheet it crosses
 (two at a fold, which keeps the parity). Vertical triangles (zero projected area) are never
 hit. Kernels take arrays only; ``inside_numpy`` is the brute-force reference the tests compare
-the compiled path with.
+the compiled path with. ``first_crossing`` finds where two surfaces cross (an edge of one
+through a triangle of the other), for the overlap check of ``build_wireframe``;
+``crossings_numpy`` is its brute-force reference.
 """
 
 from __future__ import annotations
@@ -306,6 +308,84 @@ def fraction_counts_parallel(
 
 
 # ---------------------------------------------------------------------------------------
+# Segments against triangles (do two closed surfaces cross?)
+# ---------------------------------------------------------------------------------------
+
+#: Signed volumes smaller than this times the product of the three edge lengths are zero:
+#: a point on (or within rounding of) a plane is not on either side, so surfaces that only
+#: touch (a shared vertex, edge or face) never count as crossing.
+CROSS_TOLERANCE = 1e-9
+
+
+@njit(cache=True)
+def _orient(ax, ay, az, bx, by, bz, cx, cy, cz, dx, dy, dz):
+    """Sign of det[b - a, c - a, d - a] (+1, -1, or 0 within ``CROSS_TOLERANCE``)."""
+    ux, uy, uz = bx - ax, by - ay, bz - az
+    vx, vy, vz = cx - ax, cy - ay, cz - az
+    wx, wy, wz = dx - ax, dy - ay, dz - az
+    det = (uy * vz - uz * vy) * wx + (uz * vx - ux * vz) * wy + (ux * vy - uy * vx) * wz
+    scale = (
+        np.sqrt(ux * ux + uy * uy + uz * uz)
+        * np.sqrt(vx * vx + vy * vy + vz * vz)
+        * np.sqrt(wx * wx + wy * wy + wz * wz)
+    )
+    if det > CROSS_TOLERANCE * scale:
+        return 1
+    if det < -CROSS_TOLERANCE * scale:
+        return -1
+    return 0
+
+
+@njit(cache=True)
+def segment_crosses_triangle(px, py, pz, qx, qy, qz, ax, ay, az, bx, by, bz, cx, cy, cz):
+    """Whether segment pq passes through the inside of triangle abc, ends strictly apart.
+
+    p and q must lie strictly on opposite sides of the triangle's plane, and the line pq must
+    pass strictly inside the triangle (the signed volumes of pq with each edge agree).
+    """
+    s1 = _orient(ax, ay, az, bx, by, bz, cx, cy, cz, px, py, pz)
+    s2 = _orient(ax, ay, az, bx, by, bz, cx, cy, cz, qx, qy, qz)
+    if s1 == 0 or s2 == 0 or s1 == s2:
+        return False
+    t1 = _orient(px, py, pz, qx, qy, qz, ax, ay, az, bx, by, bz)
+    t2 = _orient(px, py, pz, qx, qy, qz, bx, by, bz, cx, cy, cz)
+    t3 = _orient(px, py, pz, qx, qy, qz, cx, cy, cz, ax, ay, az)
+    return t1 != 0 and t1 == t2 and t2 == t3
+
+
+@njit(cache=True)
+def first_crossing(s0, s1, vx, vy, vz, faces, bounds, h, nx, ny, start, items):
+    """First segment ``(s0[k], s1[k])`` (vertex indices) that crosses a triangle of ``faces``.
+
+    Triangles are looked up in the xy index of :func:`xy_index` (every cell the segment's xy
+    box meets). Returns ``(k, t)``, or ``(-1, -1)`` when no segment crosses any triangle.
+    """
+    for k in range(s0.shape[0]):
+        p, q = s0[k], s1[k]
+        xlo, xhi = min(vx[p], vx[q]), max(vx[p], vx[q])
+        ylo, yhi = min(vy[p], vy[q]), max(vy[p], vy[q])
+        if xhi < bounds[0] or xlo > bounds[2] or yhi < bounds[1] or ylo > bounds[3]:
+            continue
+        i0, i1 = _cell(xlo, bounds[0], h, nx), _cell(xhi, bounds[0], h, nx)
+        j0, j1 = _cell(ylo, bounds[1], h, ny), _cell(yhi, bounds[1], h, ny)
+        zlo, zhi = min(vz[p], vz[q]), max(vz[p], vz[q])
+        for j in range(j0, j1 + 1):
+            for i in range(i0, i1 + 1):
+                c = j * nx + i
+                for r in range(start[c], start[c + 1]):
+                    t = items[r]
+                    a, b, d = faces[t, 0], faces[t, 1], faces[t, 2]
+                    if max(vz[a], vz[b], vz[d]) < zlo or min(vz[a], vz[b], vz[d]) > zhi:
+                        continue
+                    if segment_crosses_triangle(
+                        vx[p], vy[p], vz[p], vx[q], vy[q], vz[q],
+                        vx[a], vy[a], vz[a], vx[b], vy[b], vz[b], vx[d], vy[d], vz[d],
+                    ):  # fmt: skip
+                        return k, t
+    return -1, -1
+
+
+# ---------------------------------------------------------------------------------------
 # NumPy reference (brute force over every triangle; for tests and small meshes)
 # ---------------------------------------------------------------------------------------
 
@@ -342,3 +422,28 @@ def inside_numpy(vertices, faces, points, chunk=2048):
             )
         out[s0 : s0 + chunk] = (np.count_nonzero(hit & (z > pz), axis=1) % 2) == 1
     return out
+
+
+def crossings_numpy(vertices, s0, s1, faces, eps=1e-9):
+    """``(m, nf)`` bool: segment k crosses the inside of triangle t (Moller-Trumbore, NumPy).
+
+    An independent formulation of :func:`segment_crosses_triangle` for tests: the segment's
+    parameter and the barycentric coordinates of its hit must all be strictly inside (by
+    ``eps``).
+    """
+    v = np.asarray(vertices, dtype=np.float64)
+    p, q = v[np.asarray(s0)][:, None, :], v[np.asarray(s1)][:, None, :]
+    a, b, c = (v[np.asarray(faces)[:, k]][None, :, :] for k in range(3))
+    d = q - p
+    e1, e2 = b - a, c - a
+    pv = np.cross(d, e2)
+    det = np.einsum("ijk,ijk->ij", e1, pv)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv = 1.0 / det
+        tv = p - a
+        u = np.einsum("ijk,ijk->ij", tv, pv) * inv
+        qv = np.cross(tv, e1)
+        w = np.einsum("ijk,ijk->ij", d, qv) * inv
+        t = np.einsum("ijk,ijk->ij", e2, qv) * inv
+    ok = np.abs(det) > 0
+    return ok & (u > eps) & (w > eps) & (u + w < 1 - eps) & (t > eps) & (t < 1 - eps)

@@ -29,6 +29,9 @@ __all__ = [
 # A body with |volume| below this times (surface area)**1.5 encloses nothing: for comparison, a
 # sphere has 0.094 and a square slab whose thickness is 2e-6 of its width has 1e-6.
 _FLAT_BODY = 1e-9
+#: Vertex coordinates beyond this many data units are export errors: float64 keeps only 1e-4
+#: of a unit there, and volumes and areas would overflow.
+MAX_COORDINATE = 1e12
 
 # ---------------------------------------------------------------------------------------
 # Topology
@@ -367,19 +370,25 @@ class Wireframe:
 
 def _centre(v: np.ndarray, f: np.ndarray) -> str:
     used = v[np.unique(f)]
-    x, y, z = 0.5 * (used.min(axis=0) + used.max(axis=0))
-    return f"({x:.1f}, {y:.1f}, {z:.1f})"
+    return _point(0.5 * (used.min(axis=0) + used.max(axis=0)))
+
+
+def _point(xyz) -> str:
+    return "(" + ", ".join(f"{c:.1f}" for c in xyz) + ")"
 
 
 def build_wireframe(vertices, faces, source: str = "", report=None, max_hole_edges: int = 3):
     """Check a triangulation body by body and keep the closed ones, wound outward.
 
-    Steps: triangles that use a vertex twice are dropped; the rest is split into bodies
-    (:func:`split_bodies`); a body that is not closed has its holes of up to
-    ``max_hole_edges`` edges filled (:func:`fill_holes`) and is left out if still open; a
-    closed body that encloses no volume (e.g. a double-sided fin of two coincident
-    triangles) is left out; a body inside an odd number of others is a void. Each body's
-    winding is then reversed where needed so that outer bodies have positive and voids
+    Steps: triangles that use a vertex twice, and repeats of a triangle wound the same way,
+    are dropped; the rest is split into bodies (:func:`split_bodies`); a body that is not
+    closed has its holes of up to ``max_hole_edges`` edges filled (:func:`fill_holes`) and is
+    left out if still open; a closed body that encloses no volume (e.g. a double-sided fin of
+    two coincident triangles) is left out, and so is a copy of another body. Bodies whose
+    surfaces cross are reported (the parity inside test leaves the part inside both out of
+    the domain). A body inside an odd number of others is a void; a nested body wound the same
+    way as the body around it is reported (a deliberate void is wound the other way). Each
+    body's winding is then reversed where needed so that outer bodies have positive and voids
     negative volume. Every change is one row in ``report``.
 
     Parameters
@@ -392,8 +401,11 @@ def build_wireframe(vertices, faces, source: str = "", report=None, max_hole_edg
         File name for the report and messages.
     report : estimator.datareport.DataReport, optional
         Receives one ``wireframe_open_body`` row per body left out (open, or enclosing no
-        volume: the row says which), and rows ``wireframe_hole_filled``,
-        ``wireframe_flipped_body`` and ``wireframe_degenerate_triangle`` for repairs.
+        volume: the row says which), rows ``wireframe_hole_filled``,
+        ``wireframe_flipped_body``, ``wireframe_degenerate_triangle`` and
+        ``wireframe_repeated_triangle`` for repairs, and ``wireframe_overlapping_bodies`` for
+        bodies that intersect, are nested but wound alike (not a deliberate void), or repeat
+        another body (the copy is left out).
     max_hole_edges : int, default 3
         Largest hole closed automatically (0 closes none).
 
@@ -408,8 +420,14 @@ def build_wireframe(vertices, faces, source: str = "", report=None, max_hole_edg
     """
     v = np.asarray(vertices, dtype=np.float64)
     (_, _, _), f = _prepare(v, faces)
-    if not np.isfinite(v).all():
-        msg = f"{source}: vertex coordinates must be finite numbers"
+    with np.errstate(invalid="ignore"):
+        wrong = ~np.isfinite(v).all(axis=1) | (np.abs(v) > MAX_COORDINATE).any(axis=1)
+    if wrong.any():
+        k = int(np.flatnonzero(wrong)[0])
+        msg = (
+            f"{source}: vertex {k + 1} is ({', '.join(f'{c:g}' for c in v[k])}): coordinates "
+            f"must be finite numbers within ±{MAX_COORDINATE:g} data units"
+        )
         raise DataError(msg)
 
     def add(code, what, action):
@@ -424,6 +442,24 @@ def build_wireframe(vertices, faces, source: str = "", report=None, max_hole_edg
             "triangles left out",
         )
         f = f[~repeated]
+    if len(f) == 0:
+        msg = f"{source}: no closed body in the wireframe (every triangle uses a vertex twice)"
+        raise DataError(msg)
+    # The same triangle twice, wound the same way (a body written twice, as one STL solid):
+    # each edge would belong to four triangles and nothing would be closed.
+    turn = np.argmin(f, axis=1)
+    canon = np.take_along_axis(f, (turn[:, None] + np.arange(3)) % 3, axis=1)
+    _, first = np.unique(canon, axis=0, return_index=True)
+    if len(first) < len(f):
+        keep = np.zeros(len(f), dtype=bool)
+        keep[first] = True
+        add(
+            "wireframe_repeated_triangle",
+            f"{len(f) - len(first)} triangles repeat earlier ones (the same corners, wound the "
+            "same way)",
+            "repeats left out",
+        )
+        f = f[keep]
     kept, reasons = [], []
     for n, idx in enumerate(split_bodies(f), start=1):
         body = f[idx]
@@ -457,10 +493,23 @@ def build_wireframe(vertices, faces, source: str = "", report=None, max_hole_edg
             continue
         kept.append([label, body, vol])
     if not kept:
-        detail = "; ".join(reasons)
+        detail = "; ".join(reasons[:3])
+        if len(reasons) > 3:
+            detail += f"; and {len(reasons) - 3} more bodies like these"
         msg = f"{source}: no closed body in the wireframe ({detail})"
         raise DataError(msg)
-    _orient(v, kept, add)
+    kept = _drop_copies(v, kept, add)
+    crossing = _crossing_pairs(v, kept)
+    for (i, j), where in crossing.items():
+        (li, _, vi), (lj, _, vj) = kept[i], kept[j]
+        add(
+            "wireframe_overlapping_bodies",
+            f"{li}, volume {abs(vi):.4g}, and {lj}, volume {abs(vj):.4g}, intersect (their "
+            f"surfaces cross near {_point(where)})",
+            "both kept; the inside test counts surface crossings, so the part inside both "
+            "bodies is outside the domain: merge them into one body if it is all domain",
+        )
+    _orient(v, kept, add, crossing)
     all_faces = np.vstack([b for _, b, _ in kept])
     used, inverse = np.unique(all_faces, return_inverse=True)
     verts = v[used]
@@ -474,25 +523,158 @@ def build_wireframe(vertices, faces, source: str = "", report=None, max_hole_edg
     )
 
 
-def _orient(v: np.ndarray, kept: list, add) -> None:
-    """Reverse bodies in place so outer bodies have positive and voids negative volume."""
+def _box(v: np.ndarray, body: np.ndarray) -> np.ndarray:
+    used = v[np.unique(body)]
+    return np.array([used.min(axis=0), used.max(axis=0)])
+
+
+def _candidate_pairs(boxes: list[np.ndarray]) -> list[tuple[int, int]]:
+    """Pairs ``i < j`` of bodies whose bounding boxes meet."""
+    if len(boxes) < 2:
+        return []
+    lo = np.array([b[0] for b in boxes])
+    hi = np.array([b[1] for b in boxes])
+    order = np.argsort(lo[:, 0], kind="stable")  # sweep along x: no n x n table
+    lo_x = lo[order, 0]
+    pairs = []
+    for rank, i in enumerate(order):
+        stop = np.searchsorted(lo_x, hi[i, 0], side="right")
+        js = order[rank + 1 : stop]
+        meet = ((lo[js] <= hi[i]) & (lo[i] <= hi[js])).all(axis=1)
+        pairs += [(min(int(i), j), max(int(i), j)) for j in js[meet].tolist()]
+    return sorted(pairs)
+
+
+def _drop_copies(v: np.ndarray, kept: list, add) -> list:
+    """Leave out bodies that repeat an earlier body vertex for vertex (a body exported twice).
+
+    Under the parity inside test a copy would cancel its original and empty the domain.
+    """
+    boxes = [_box(v, body) for _, body, _ in kept]
+    copies: set[int] = set()
+    for i, j in _candidate_pairs(boxes):
+        if i in copies or j in copies or not np.array_equal(boxes[i], boxes[j]):
+            continue
+        (li, bi, vi), (lj, bj, vj) = kept[i], kept[j]
+        if len(bi) != len(bj) or not np.isclose(abs(vi), abs(vj), rtol=1e-9, atol=0):
+            continue
+        pi = np.unique(v[np.unique(bi)], axis=0)
+        pj = np.unique(v[np.unique(bj)], axis=0)
+        if pi.shape == pj.shape and np.array_equal(pi, pj):
+            copies.add(j)
+            add(
+                "wireframe_overlapping_bodies",
+                f"{lj} is a copy of {li} (the same vertices, volume {abs(vi):.4g})",
+                "copy left out (the inside test would cancel the two and leave nothing)",
+            )
+    return [item for k, item in enumerate(kept) if k not in copies]
+
+
+def _edges(body: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    e = np.sort(np.concatenate([body[:, [0, 1]], body[:, [1, 2]], body[:, [2, 0]]]), axis=1)
+    e = np.unique(e, axis=0)
+    return np.ascontiguousarray(e[:, 0]), np.ascontiguousarray(e[:, 1])
+
+
+# Generic direction (no two components alike, none zero) and size, relative to the pair's
+# extent, of the nudges in _crossing_pairs.
+_NUDGE = 1e-6 * np.array([0.5257, 0.3191, 0.7887])
+
+
+def _surfaces_cross(v: np.ndarray, fa: np.ndarray, fb: np.ndarray, centre, shift):
+    """A point near where body ``fa`` moved by ``shift`` crosses body ``fb``, or None."""
+    ua, ia = np.unique(fa, return_inverse=True)
+    ub, ib = np.unique(fb, return_inverse=True)
+    verts = np.vstack([v[ua] - centre + shift, v[ub] - centre])  # small numbers: precise
+    fa2 = ia.reshape(-1, 3).astype(np.int64)
+    fb2 = ib.reshape(-1, 3).astype(np.int64) + len(ua)
+    vx, vy, vz = (np.ascontiguousarray(verts[:, k]) for k in range(3))
+    for a, b in ((fa2, fb2), (fb2, fa2)):
+        s0, s1 = _edges(a)
+        faces = np.ascontiguousarray(b)
+        k, _ = _kernels.first_crossing(s0, s1, vx, vy, vz, faces, *_kernels.xy_index(vx, vy, faces))
+        if k >= 0:
+            return 0.5 * (verts[s0[k]] + verts[s1[k]]) + centre
+    return None
+
+
+def _crossing_pairs(v: np.ndarray, kept: list) -> dict[tuple[int, int], np.ndarray]:
+    """Pairs of bodies whose surfaces cross, with a point near the crossing.
+
+    Two closed surfaces cross when an edge of one passes through a triangle of the other.
+    Exactly aligned meshes (an edge through an edge) and surfaces that merely touch (a shared
+    vertex, edge or face) are told apart by testing twice, with one body nudged by a
+    millionth of the pair's size one way and then the other: touching surfaces cross under at
+    most one of the nudges, crossing ones under both.
+    """
+    boxes = [_box(v, body) for _, body, _ in kept]
+    out: dict[tuple[int, int], np.ndarray] = {}
+    for i, j in _candidate_pairs(boxes):
+        lo = np.minimum(boxes[i][0], boxes[j][0])
+        hi = np.maximum(boxes[i][1], boxes[j][1])
+        centre, size = 0.5 * (lo + hi), float(np.linalg.norm(hi - lo))
+        where = None
+        for sign in (1.0, -1.0):
+            where = _surfaces_cross(v, kept[i][1], kept[j][1], centre, sign * size * _NUDGE)
+            if where is None:
+                break
+        if where is not None:
+            out[(i, j)] = where
+    return out
+
+
+def _orient(v: np.ndarray, kept: list, add, crossing=()) -> None:
+    """Reverse bodies in place so outer bodies have positive and voids negative volume.
+
+    A body inside an odd number of others is a void. A body wholly inside another must be
+    wound the other way from the smallest body holding it (a void wound inward inside an
+    outward shell, or an island inside a void): wound the same way it is two overlapping
+    bodies, reported as ``wireframe_overlapping_bodies``. Pairs in ``crossing`` (surfaces
+    that cross) are reported by the caller and do not count as nested.
+    """
     probes = []
     for _, body, _ in kept:  # centroid of the body's largest triangle: on it, not on others
         cross = np.cross(v[body[:, 1]] - v[body[:, 0]], v[body[:, 2]] - v[body[:, 0]])
         t = body[np.argmax(np.einsum("ij,ij->i", cross, cross))]
         probes.append(v[t].mean(axis=0))
-    depth = np.zeros(len(kept), dtype=np.int64)  # how many other bodies hold each probe
-    if len(kept) > 1:
+    n = len(kept)
+    holds = np.zeros((n, n), dtype=bool)  # holds[i, j]: body j holds body i's probe
+    if n > 1:
         for j, (_, other, _) in enumerate(kept):
-            inside = points_inside(v, other, np.array(probes), parallel=False)
-            inside[j] = False
-            depth += inside
+            holds[:, j] = points_inside(v, other, np.array(probes), parallel=False)
+            holds[j, j] = False
+    for i, j in crossing:
+        holds[i, j] = holds[j, i] = False
+    depth = holds.sum(axis=1)
+    as_read = [vol for _, _, vol in kept]
     for i, item in enumerate(kept):
         label, body, vol = item
         void = depth[i] % 2 == 1
+        overlap = False
+        if depth[i]:
+            holders = np.flatnonzero(holds[i])
+            j = int(holders[np.argmin(np.abs(np.asarray(as_read)[holders]))])
+            if (as_read[i] > 0) == (as_read[j] > 0):
+                overlap = True
+                treated = (
+                    "a void: points inside both are outside the domain"
+                    if void
+                    else "solid again (it lies in a void)"
+                )
+                add(
+                    "wireframe_overlapping_bodies",
+                    f"{label}, volume {abs(as_read[i]):.4g}, lies wholly inside {kept[j][0]}, "
+                    f"volume {abs(as_read[j]):.4g}, and is wound the same way: two overlapping "
+                    "bodies, not a deliberate void (a void is wound opposite to the body "
+                    "around it)",
+                    f"kept; the inside test treats it as {treated}. If it is not a void, delete "
+                    "it from the file; if it is, reverse its winding",
+                )
         if (vol > 0) == (not void):
             continue
         item[1], item[2] = body[:, [0, 2, 1]], -vol
+        if overlap:
+            continue
         what = (
             f"{label} lies inside another body and is wound outward: treated as a void"
             if void

@@ -3,11 +3,17 @@
 CSV files are read as text (UTF-8, a byte-order mark tolerated), their columns matched to
 canonical names (case-insensitive, with aliases and ``data.columns``), and handed to
 :mod:`estimator.drillholes.validate`, which parses values and reports every problem.
-Only fatal problems raise :class:`~estimator.errors.DataError`.
+Only fatal problems raise :class:`~estimator.errors.DataError`: a file that is not UTF-8 text
+(binary, UTF-16, NUL bytes), separated by ``;`` or tabs, with an unclosed quote, or with a row
+whose number of fields differs from the header's (its values would land under the wrong
+columns). Empty trailing fields (a delimiter at the end of every row, with or without one on
+the header) are not values and are read in place.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,7 +22,7 @@ import pandas as pd
 
 from estimator.drillholes import validate as v
 from estimator.drillholes.tables import Drillholes
-from estimator.errors import DataError
+from estimator.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -169,36 +175,152 @@ def _check_path(path, key: str) -> Path:
         msg = f"data.{key} is not set"
         raise DataError(msg)
     path = Path(path)
+    if path.is_dir():
+        msg = f"data.{key}: {str(path)!r} is a folder, not a file: give the file inside it"
+        raise DataError(msg)
     if not path.is_file():
         msg = f"data.{key}: file {str(path)!r} does not exist"
         raise DataError(msg)
     return path
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    """A CSV as text: every value a ``str`` ("" when empty), plus ``_file`` and ``_line``."""
+def _line_at(text: str, pos: int) -> int:
+    """1-based line of character ``pos`` (CR LF, LF and a lone CR each end a line)."""
+    head = text[:pos]
+    return head.count("\n") + head.count("\r") - head.count("\r\n") + 1
+
+
+def _read_text(path: Path) -> str:
+    """A table file as text: UTF-8 (a byte-order mark tolerated), never binary."""
     try:
-        df = pd.read_csv(
-            path,
-            dtype=str,
-            keep_default_na=False,
-            na_filter=False,
-            skip_blank_lines=False,
-            encoding="utf-8-sig",
-        )
-    except pd.errors.EmptyDataError:
-        msg = f"{path.name}: the file is empty (expected a header line and rows)"
+        raw = path.read_bytes()
+    except OSError as err:
+        msg = f"{path.name}: cannot be read ({err.strerror or err})"
         raise DataError(msg) from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        msg = f"{path.name}: UTF-16 text (Excel's 'Unicode text'); save it as CSV UTF-8"
+        raise DataError(msg)
+    try:
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        msg = f"{path.name}: not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8"
+        line = raw[: err.start].count(b"\n") + 1
+        msg = (
+            f"{path.name}: not UTF-8 text ({err.reason} at byte {err.start}, line {line}); "
+            "a binary file, or text in another encoding: save it as CSV UTF-8"
+        )
         raise DataError(msg) from None
-    except pd.errors.ParserError as err:
-        msg = f"{path.name}: cannot be read as CSV ({err})"
+    nul = text.find("\x00")
+    if nul >= 0:
+        msg = (
+            f"{path.name}, line {_line_at(text, nul)}: a NUL character (byte 0) in the text: "
+            "a binary file or a damaged export, not a CSV table"
+        )
+        raise DataError(msg)
+    # A byte-order mark inside the text (files joined end to end) is invisible; it would make
+    # "\ufeffA" a hole of its own or a number unreadable, so it goes.
+    return text.replace("\ufeff", "")
+
+
+def _csv_records(text: str, name: str) -> tuple[list[list[str]], list[int]]:
+    """Records of a CSV text and the line each starts on (quoted fields may span lines)."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    records: list[list[str]] = []
+    lines: list[int] = []
+    done = 0
+    try:
+        if '"' not in text:  # no quoted field: one record per line (blank lines give [])
+            records = list(reader)
+            return records, list(range(1, len(records) + 1))
+        for rec in reader:
+            records.append(rec)
+            lines.append(done + 1)
+            done = reader.line_num
+    except csv.Error as err:
+        line = (reader.line_num if '"' not in text else done + 1) or 1
+        if "field larger" in str(err) and '"' not in text:
+            why = f"a value longer than {csv.field_size_limit()} characters"
+        elif "end of data" in str(err) or "field larger" in str(err):
+            why = (
+                'a quote (") opens a field that is never closed: the rest of the file would '
+                "be read as one value"
+            )
+        else:
+            why = f'{err} (a quote inside a quoted value must be doubled: "")'
+        msg = f"{name}, line {line}: cannot be read as CSV: {why}"
         raise DataError(msg) from None
-    raw_header = pd.read_csv(path, header=None, nrows=1, dtype=str, encoding="utf-8-sig").iloc[0]
+    return records, lines
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _blank(rec: Sequence[str]) -> bool:
+    return all(not f.strip() for f in rec)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """A CSV as text: every value a ``str`` ("" when empty), plus ``_line`` and ``_file``.
+
+    Every row must have as many fields as the header: a row with more or fewer is a
+    :class:`DataError` naming the first such line, because its values would land under the
+    wrong columns. Extra fields that are empty on a row (a trailing delimiter, with or
+    without one on the header) are not values and are ignored; so are columns whose header
+    name is empty (no column can be mapped to them). Blank lines are skipped; ``_line`` is the
+    line in the file where each row starts.
+    """
+    text = _read_text(path)
+    records, lines = _csv_records(text, path.name)
+    first = next((i for i, rec in enumerate(records) if not _blank(rec)), None)
+    if first is None:
+        msg = f"{path.name}: the file is empty (expected a header line and rows)"
+        raise DataError(msg)
+    header = [h.strip() for h in records[first]]
+    header_line = lines[first]
+    if len(header) == 1:
+        for delim, word in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")):
+            if delim in header[0]:
+                msg = (
+                    f"{path.name}: the header {header[0]!r} is one column: the file is separated "
+                    f"by {word}, not commas; save it as comma-separated CSV"
+                )
+                raise DataError(msg)
+    while len(header) > 1 and header[-1] == "":
+        header.pop()  # a trailing delimiter on the header
+    width = len(header)
+    rows, numbers = [], []
+    bad: list[tuple[int, int]] = []
+    for rec, line in zip(records[first + 1 :], lines[first + 1 :], strict=True):
+        if len(rec) == width and rec[0].strip():  # the common case: nothing to check
+            rows.append(rec)
+            numbers.append(line)
+            continue
+        if _blank(rec):
+            continue
+        if len(rec) > width:
+            if not _blank(rec[width:]):
+                bad.append((line, len(rec)))
+                continue
+            rec = rec[:width]
+        elif len(rec) < width:
+            bad.append((line, len(rec)))
+            continue
+        rows.append(rec)
+        numbers.append(line)
+    if bad:
+        line, found = bad[0]
+        more = f" ({_count(len(bad) - 1, 'more line')} like it)" if len(bad) > 1 else ""
+        msg = (
+            f"{path.name}, line {line}: {_count(found, 'field')} but the header (line "
+            f"{header_line}) has {width}{more}: the values would land under the wrong columns; "
+            "check for a missing or extra delimiter (a ',' inside a value must be quoted)"
+        )
+        raise DataError(msg)
     seen: dict[str, str] = {}
-    for name in raw_header.fillna("").astype(str):
-        key = name.strip().upper()
+    for name in header:
+        key = name.upper()
+        if not key:
+            continue
         if key in seen:
             msg = (
                 f"{path.name}: column {name!r} appears twice in the header (as {seen[key]!r} and "
@@ -206,39 +328,83 @@ def _read_csv(path: Path) -> pd.DataFrame:
             )
             raise DataError(msg)
         seen[key] = name
-    df = df.fillna("")
-    # Header is line 1; blank lines are kept by the reader so line numbers stay true.
-    df["_line"] = np.arange(2, len(df) + 2, dtype="int64")
-    data = df.columns[:-1]
-    if len(data) and len(df):
-        maybe = (df[data[0]].str.strip() == "").to_numpy()
-        if maybe.any():
-            rest = df.loc[maybe, data].apply(lambda c: c.str.strip())
-            blank = (rest == "").all(axis=1)
-            df = df.drop(index=blank.index[blank.to_numpy()])
+    named = [k for k, h in enumerate(header) if h]
+    columns = [header[k] for k in named]
+    values = rows if len(named) == width else [[rec[k] for k in named] for rec in rows]
+    df = pd.DataFrame(values, columns=columns, dtype=str)
+    if not rows:
+        df = pd.DataFrame({c: pd.Series(dtype=str) for c in columns})
+    df["_line"] = np.asarray(numbers, dtype="int64")
     df["_file"] = path.name
     return df
 
 
 def _read_gslib_text(path: Path) -> pd.DataFrame:
-    """A GSLIB (Geo-EAS) file as text columns, with ``_file`` and ``_line``."""
-    lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
+    """A GSLIB (Geo-EAS) file as text columns, with ``_file`` and ``_line``.
+
+    Line 1 is a title, line 2 the number of variables ``n``, then ``n`` name lines, then rows
+    of ``n`` values each. A row with another number of values is a :class:`DataError` (the
+    count on line 2 and the rows disagree, so values would land under the wrong names).
+    """
+    lines = _read_text(path).splitlines()
     try:
         ncol = int(lines[1].split()[0])
     except (IndexError, ValueError):
         msg = f"{path.name}: not a GSLIB file (line 2 should be the number of columns)"
         raise DataError(msg) from None
+    if ncol < 1:
+        msg = f"{path.name}, line 2: a GSLIB file needs at least one variable, got {ncol}"
+        raise DataError(msg)
+    if len(lines) < 2 + ncol:
+        msg = (
+            f"{path.name}, line 2: declares {ncol} variables but the file ends after "
+            f"{_count(max(len(lines) - 2, 0), 'name line')}; check the number on line 2"
+        )
+        raise DataError(msg)
     names = [lines[2 + i].strip() for i in range(ncol)]
+    for i, name in enumerate(names):
+        tokens = name.split()
+        if len(tokens) > 1 and np.isfinite(v.to_numbers(pd.Series(tokens))).all():
+            msg = (
+                f"{path.name}, line {3 + i}: expected the name of variable {i + 1} of {ncol} "
+                f"(line 2), got {name!r}, which looks like a row of values; check the number "
+                "on line 2"
+            )
+            raise DataError(msg)
+    seen: dict[str, str] = {}
+    for name in names:
+        if name.upper() in seen:
+            msg = (
+                f"{path.name}: column {name!r} appears twice in the header (as "
+                f"{seen[name.upper()]!r} and {name!r}); rename one so that each column has one "
+                "meaning"
+            )
+            raise DataError(msg)
+        seen[name.upper()] = name
     first = 2 + ncol
-    rows, numbers = [], []
+    rows, numbers, bad = [], [], []
     for k, text in enumerate(lines[first:]):
         parts = text.split()
         if not parts:
             continue
-        parts = (parts + [""] * ncol)[:ncol]
+        if len(parts) != ncol:
+            bad.append((first + k + 1, len(parts)))
+            continue
         rows.append(parts)
         numbers.append(first + k + 1)
+    if bad:
+        line, found = bad[0]
+        more = f" ({_count(len(bad) - 1, 'more line')} like it)" if len(bad) > 1 else ""
+        msg = (
+            f"{path.name}, line {line}: {_count(found, 'value')} but line 2 declares {ncol} "
+            "variables "
+            f"({', '.join(names)}){more}: the values would land under the wrong names; check "
+            "the number on line 2 and the name lines"
+        )
+        raise DataError(msg)
     df = pd.DataFrame(rows, columns=names, dtype=str)
+    if not rows:
+        df = pd.DataFrame({c: pd.Series(dtype=str) for c in names})
     df["_line"] = np.asarray(numbers, dtype="int64")
     df["_file"] = path.name
     return df
@@ -292,11 +458,25 @@ def _grade_columns(header, grades: Sequence[str], mapping: Mapping[str, str]) ->
     return found
 
 
-def _rules(data) -> v.ValueRules:
+def _rules(data, grades: Sequence[str] | None = None) -> v.ValueRules:
+    """The value rules of ``data``; ``data.max_grade`` keys are checked against ``grades``."""
+    max_grade = getattr(data, "max_grade", None)
+    if isinstance(max_grade, dict):
+        max_grade = {str(k).strip().lower(): float(x) for k, x in max_grade.items()}
+        unknown = [k for k in max_grade if grades is not None and k not in grades]
+        if unknown:
+            msg = (
+                f"data.max_grade.{unknown[0]}: no such grade (grades are {', '.join(grades)})"
+            )
+            raise ConfigError(msg)
+    elif max_grade is not None:
+        max_grade = float(max_grade)
     return v.ValueRules(
         below_detection=getattr(data, "below_detection", "half"),
         unsampled=getattr(data, "unsampled", "nan"),
         sentinels=tuple(float(s) for s in getattr(data, "sentinels", (-99.0, -999.0))),
+        max_grade=max_grade,
+        grade_unit=getattr(data, "grade_unit", None),
     )
 
 
@@ -380,17 +560,23 @@ def read_drillholes(data, grades: Sequence[str], report: DataReport) -> Drillhol
     Raises
     ------
     DataError
-        A missing collar table or file, a required column absent, a grade in no assay file,
+        A missing collar table or file (or a folder given as one), an unreadable or ragged
+        table (see the module docstring), a required column absent, a grade in no assay file,
         dips that contradict ``data.dip``, or nothing (or no value of a grade) left.
+    ConfigError
+        ``data.max_grade`` names a grade that is not in ``grades``.
     """
     grades = [g.lower() for g in grades]
     mapping = data.columns or {}
-    rules = _rules(data)
+    rules = _rules(data, grades)
     if data.collars is None:
         msg = "data.collars is not set: drillholes need a collar table (or give data.samples)"
         raise DataError(msg)
     path = _check_path(data.collars, "collars")
     raw = _read_csv(path)
+    if raw.empty:
+        msg = f"{path.name}: a header but no rows: no collar to read"
+        raise DataError(msg)
     cols = find_columns(
         raw.columns[:-2], COLLAR_COLUMNS, mapping, path.name, optional=("depth",), table="collars"
     )
@@ -403,6 +589,11 @@ def read_drillholes(data, grades: Sequence[str], report: DataReport) -> Drillhol
     if data.surveys is not None:
         path = _check_path(data.surveys, "surveys")
         raw = _read_csv(path)
+        if raw.empty:
+            report.add(
+                path.name, None, "", "empty_file", "survey file has a header but no rows",
+                "every hole taken as vertical",
+            )  # fmt: skip
         cols = find_columns(raw.columns[:-2], SURVEY_COLUMNS, mapping, path.name, table="surveys")
         surveys = v.keep_collared(
             v.clean_surveys(_select(raw, cols), dip, report), collars, report, left_out
@@ -421,6 +612,11 @@ def read_drillholes(data, grades: Sequence[str], report: DataReport) -> Drillhol
     if getattr(data, "zones", None) is not None:
         path = _check_path(data.zones, "zones")
         raw = _read_csv(path)
+        if raw.empty:
+            report.add(
+                path.name, None, "", "empty_file", "zone file has a header but no rows",
+                "no logged zones",
+            )  # fmt: skip
         cols = find_columns(raw.columns[:-2], ZONE_COLUMNS, mapping, path.name, table="zones")
         zones = v.clean_intervals(_select(raw, cols), report)
         zones["zone"] = zones["zone"].astype(str).str.strip()
@@ -463,8 +659,9 @@ def read_samples(data, grades: Sequence[str], report: DataReport) -> pd.DataFram
     grades : sequence of str
         Grade names to read.
     report : DataReport
-        Receives value-rule rows, ``missing_coordinate`` (row left out) and ``no_elevation``
-        (one row when the file has no z column: 2-D data, z set to 0).
+        Receives value-rule rows (``implausible_grade`` included), ``missing_coordinate``
+        (empty, unparseable, non-finite or beyond ``validate.MAX_NUMBER``: row left out) and
+        ``no_elevation`` (one row when the file has no z column: 2-D data, z set to 0).
 
     Returns
     -------
@@ -475,11 +672,19 @@ def read_samples(data, grades: Sequence[str], report: DataReport) -> pd.DataFram
     Raises
     ------
     DataError
-        Missing file, no x or y column, a grade not in the file, or no row left.
+        Missing file (or a folder), an unreadable or ragged table (a GSLIB file whose rows do
+        not have the number of values its line 2 declares), no x or y column, a grade not in
+        the file, or no row left.
+    ConfigError
+        ``data.max_grade`` names a grade that is not in ``grades``.
     """
     grades = [g.lower() for g in grades]
+    rules = _rules(data, grades)
     path = _check_path(data.samples, "samples")
     raw = _read_gslib_text(path) if _is_gslib(path) else _read_csv(path)
+    if raw.empty:
+        msg = f"{path.name}: a header but no rows: no sample to read"
+        raise DataError(msg)
     header = raw.columns[:-2]
     mapping = data.columns or {}
     cols = find_columns(
@@ -506,15 +711,19 @@ def read_samples(data, grades: Sequence[str], report: DataReport) -> pd.DataFram
     keep = np.ones(len(df), dtype=bool)
     for c in ("x", "y", "z"):
         values = v.to_numbers(df[c])
-        this = np.isnan(values) & keep
+        wrong = v.implausible(values)
+        this = wrong & keep
         v._add_each(
-            report, df.loc[this], "missing_coordinate",
-            lambda r, c=c: f"sample {c} is {r[c].strip()!r}", "row left out",
+            report, df.loc[this].assign(_v=values[this]), "missing_coordinate",
+            lambda r, c=c: (
+                f"sample {c} is {r[c].strip()!r}" if np.isnan(r["_v"])
+                else f"sample {c} is {v.why_not_number(r[c].strip(), r['_v'])}"
+            ),
+            "row left out",
         )  # fmt: skip
-        keep &= ~np.isnan(values)
+        keep &= ~wrong
         df[c] = values
     df = df.loc[keep]
-    rules = _rules(data)
     for g in grades:
         graw = df.assign(_g=raw.loc[keep, gcols[g]])
         df[g] = v.parse_grade(graw, "_g", g, rules, report, source=gcols[g])

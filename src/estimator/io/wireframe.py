@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from estimator.errors import DataError
-from estimator.geometry.mesh import Wireframe, build_wireframe
+from estimator.geometry.mesh import MAX_COORDINATE, Wireframe, build_wireframe
 
 __all__ = ["load_wireframe", "read_mesh", "write_obj"]
 
@@ -48,10 +48,18 @@ def read_mesh(path) -> tuple[np.ndarray, np.ndarray]:
     Raises
     ------
     DataError
-        Missing or unreadable file, unknown format, or content that is not what the format
-        expects (the message names the file, the line for text formats, and what was expected).
+        Missing or unreadable file (or a folder), unknown format, content that is not what the
+        format expects (the message names the file, the line for text formats, and what was
+        expected), no triangle, or a vertex coordinate that is not finite or beyond
+        ``MAX_COORDINATE`` (1e12 data units).
     """
     path = Path(path)
+    if path.is_dir():
+        msg = (
+            f"{path}: is a folder, not a wireframe file: give the .obj, .stl or .ply file "
+            "inside it"
+        )
+        raise DataError(msg)
     readers = {".obj": _read_obj, ".stl": _read_stl, ".ply": _read_ply}
     reader = readers.get(path.suffix.lower())
     if reader is None:
@@ -70,6 +78,14 @@ def read_mesh(path) -> tuple[np.ndarray, np.ndarray]:
         bad = int(np.flatnonzero(~np.isfinite(vertices).all(axis=1))[0])
         msg = f"{path}: vertex {bad + 1} has a coordinate that is not a finite number"
         raise DataError(msg)
+    far = (np.abs(vertices) > MAX_COORDINATE).any(axis=1)
+    if far.any():
+        bad = int(np.flatnonzero(far)[0])
+        msg = (
+            f"{path}: vertex {bad + 1} is ({', '.join(f'{c:g}' for c in vertices[bad])}), beyond "
+            f"±{MAX_COORDINATE:g} data units: not a plausible coordinate"
+        )
+        raise DataError(msg)
     return vertices, faces
 
 
@@ -81,9 +97,11 @@ def load_wireframe(path, report=None, max_hole_edges: int = 3) -> Wireframe:
     path : str or pathlib.Path
         OBJ, STL or PLY file (see :func:`read_mesh`).
     report : estimator.datareport.DataReport, optional
-        Gets one ``wireframe_open_body`` row per body left out (open, or enclosing no volume)
-        and one row per repair (``wireframe_hole_filled``, ``wireframe_flipped_body``,
-        ``wireframe_degenerate_triangle``).
+        Gets one ``wireframe_open_body`` row per body left out (open, or enclosing no volume),
+        one row per repair (``wireframe_hole_filled``, ``wireframe_flipped_body``,
+        ``wireframe_degenerate_triangle``, ``wireframe_repeated_triangle``) and
+        ``wireframe_overlapping_bodies`` rows for bodies that intersect, are nested but wound
+        alike, or repeat another body (see :func:`estimator.geometry.mesh.build_wireframe`).
     max_hole_edges : int, default 3
         Holes bounded by at most this many edges are closed (a 3-edge hole is one missing
         triangle); 0 closes none.
@@ -275,10 +293,16 @@ def _ply_header(raw: bytes, path: Path):
                 raise DataError(msg)
         elif parts[0] == "element" and len(parts) == 3 and parts[2].isdigit():
             elements.append((parts[1], int(parts[2]), []))
-        elif parts[0] == "property" and elements:
+        elif parts[0] == "property" and elements and len(parts) >= 3:
             if parts[1] == "list" and len(parts) == 5:
                 types = (parts[2], parts[3])
                 prop = (parts[4], _PLY_TYPES.get(parts[3]), _PLY_TYPES.get(parts[2]))
+                if _PLY_TYPES.get(parts[2], "i")[0] == "f":
+                    msg = (
+                        f"{path}, line {number}: a PLY list count must be an integer type, "
+                        f"got {parts[2]!r}"
+                    )
+                    raise DataError(msg)
             elif len(parts) == 3:
                 types = (parts[1],)
                 prop = (parts[2], _PLY_TYPES.get(parts[1]), None)
@@ -337,6 +361,9 @@ def _ply_binary_element(raw, offset, count, props, order, path, name):
             first_len = int(_frombuffer(raw, np.dtype(order + ctype), 1, at, path, name)[0][0])
             break
         at += np.dtype(typ).itemsize
+    if first_len < 0:
+        msg = f"{path}: PLY '{name}' record 1 has a list of {first_len} items"
+        raise DataError(msg)
     fields = []
     for prop, typ, ctype in props:
         if ctype is None:
@@ -351,23 +378,31 @@ def _ply_binary_element(raw, offset, count, props, order, path, name):
             return data, end
     # general path: element by element
     out = {p[0]: [] for p in props}
-    for _ in range(count):
+    for k in range(count):
         for prop, typ, ctype in props:
             if ctype is None:
-                value, offset = _frombuffer(raw, np.dtype(order + typ), 1, offset, path, name)
+                value, offset = _frombuffer(
+                    raw, np.dtype(order + typ), 1, offset, path, name, count
+                )
                 out[prop].append(value[0])
             else:
-                n, offset = _frombuffer(raw, np.dtype(order + ctype), 1, offset, path, name)
+                n, offset = _frombuffer(raw, np.dtype(order + ctype), 1, offset, path, name, count)
+                if int(n[0]) < 0:
+                    msg = f"{path}: PLY '{name}' record {k + 1} has a list of {int(n[0])} items"
+                    raise DataError(msg)
                 value, offset = _frombuffer(
-                    raw, np.dtype(order + typ), int(n[0]), offset, path, name
+                    raw, np.dtype(order + typ), int(n[0]), offset, path, name, count
                 )
                 out[prop].append(value)
     return out, offset
 
 
-def _frombuffer(raw, dtype, count, offset, path, name):
+def _frombuffer(raw, dtype, count, offset, path, name, records=None):
     if offset + dtype.itemsize * count > len(raw):
-        msg = f"{path}: PLY file ends inside the '{name}' element (expected {count} records)"
+        msg = (
+            f"{path}: PLY file ends inside the '{name}' element (expected "
+            f"{count if records is None else records} records)"
+        )
         raise DataError(msg)
     return np.frombuffer(raw, dtype, count=count, offset=offset), offset + dtype.itemsize * count
 
@@ -389,6 +424,17 @@ def _ply_polygons(data, path, nv, lines=None):
             tris += fan
             owner += [k] * len(fan)
         tris, owner = np.array(tris, np.int64).reshape(-1, 3), np.array(owner)
+    if isinstance(polys, np.ndarray) and polys.dtype.kind == "f":
+        fractional = (polys != np.floor(polys)).reshape(len(polys), -1).any(axis=1)
+    elif isinstance(polys, np.ndarray):
+        fractional = np.zeros(len(polys), dtype=bool)
+    else:
+        fractional = np.array([np.any(np.asarray(p) != np.floor(p)) for p in polys], dtype=bool)
+    if fractional.any():
+        k = int(np.flatnonzero(fractional)[0])
+        where = f"line {lines[k]}" if lines is not None else f"face {k + 1}"
+        msg = f"{path}, {where}: vertex indices must be whole numbers"
+        raise DataError(msg)
     bad = ((tris < 0) | (tris >= nv)).any(axis=1)
     if bad.any():
         k = int(owner[np.flatnonzero(bad)[0]])
