@@ -219,3 +219,19 @@ def test_merge_keys_are_not_duplicates(folder):
     cfg = load_text(folder, text)
     assert [p.min_samples for p in cfg.estimation.passes] == [4, 1]
     assert cfg.estimation.passes[1].ranges == (50, 50, 10)
+
+
+def test_max_grade_names_a_grade(folder):
+    text = BASE.format(assays="a1.csv") + ""
+    text = text.replace("grades: [pd]", "grades: [pd]\n").replace(
+        "  assays: a1.csv", "  assays: a1.csv\n  max_grade: {au: 100}"
+    )
+    with pytest.raises(ConfigError, match=r"data.max_grade.au: no such grade \(grades are pd\)"):
+        load_text(folder, text)
+
+
+@pytest.mark.parametrize("name", ["all", "total"])
+def test_reserved_domain_names(folder, name):
+    text = BASE.format(assays="a1.csv") + f"domains: [{{name: {name}, wireframe: ore.obj}}]\n"
+    with pytest.raises(ConfigError, match="reserved name"):
+        load_text(folder, text)

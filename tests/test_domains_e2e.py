@@ -142,3 +142,44 @@ def test_porphyry_topography_removes_blocks_in_the_air(tmp_path, capsys):
     meta = json.loads((tmp_path / "topo" / "run.json").read_text())
     assert meta["counts"]["above_topography"] > 0
     assert meta["counts"]["topography_uncovered_area"] == 0
+
+
+def test_wrong_dip_convention_on_mixed_signs_is_flagged(tmp_path, capsys):
+    """The demo's fans dip both ways; read as positive-down every hole is mirrored, and the
+    samples no longer fall in the wireframes of their logged zones."""
+    raw = _demo_copy(tmp_path)
+    raw["data"]["dip"] = "positive_down"
+    cfg = tmp_path / "mirrored.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    assert main(["check", str(cfg), "--out", str(tmp_path / "check")]) == 0
+    err = capsys.readouterr().err
+    assert "set data.dip: negative_down" in err
+    report = pd.read_csv(tmp_path / "check" / "data_report.csv")
+    assert (report["code"] == "dip_convention_suspect").sum() == 1
+    # the configured (right) convention gives no such row
+    raw["data"]["dip"] = "negative_down"
+    cfg.write_text(yaml.safe_dump(raw))
+    assert main(["check", str(cfg), "--out", str(tmp_path / "check2"), "--quiet"]) == 0
+    report = pd.read_csv(tmp_path / "check2" / "data_report.csv")
+    assert (report["code"] == "dip_convention_suspect").sum() == 0
+
+
+def test_wireframe_nowhere_near_the_data_is_reported(tmp_path, capsys):
+    raw = _demo_copy(tmp_path)
+    # a copy of the roby wireframe shifted 10 km east: another coordinate system
+    text = (tmp_path / "roby.obj").read_text().splitlines()
+    shifted = []
+    for line in text:
+        if line.startswith("v "):
+            _, x, y, z = line.split()[:4]
+            line = f"v {float(x) + 10000} {y} {z}"
+        shifted.append(line)
+    (tmp_path / "far.obj").write_text("\n".join(shifted) + "\n")
+    raw["domains"][4]["wireframe"] = "far.obj"
+    cfg = tmp_path / "far.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    assert main(["check", str(cfg), "--out", str(tmp_path / "check")]) == 0
+    err = capsys.readouterr().err
+    assert "domain roby: no sample lies inside its wireframe far.obj" in err
+    report = pd.read_csv(tmp_path / "check" / "data_report.csv")
+    assert (report["code"] == "wireframe_without_samples").sum() == 1

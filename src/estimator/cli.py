@@ -239,10 +239,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``estimator`` console script."""
+    from estimator.interrupt import handled
+
     args = build_parser().parse_args(argv)
     _setup_logging(args.quiet)
     try:
-        return args.func(args)
+        with handled():
+            return args.func(args)
     except EstimatorError as err:
         print(f"estimator: error: {err}", file=sys.stderr)
         return 2

@@ -547,6 +547,18 @@ class RunConfig(_Section):
                 problems.append(
                     f"{key}.grade: {g!r} is not one of grades ({', '.join(self.grades)})"
                 )
+        if isinstance(self.data.max_grade, dict):
+            for g in self.data.max_grade:
+                if g.lower() not in self.grades:
+                    problems.append(
+                        f"data.max_grade.{g}: no such grade (grades are {', '.join(self.grades)})"
+                    )
+        reserved = sorted({"all", "total"} & set(names))
+        if reserved:
+            problems.append(
+                f"domains: {', '.join(reserved)} is a reserved name (the whole grid without "
+                "domains; the sum of every domain in the reports): rename the domain"
+            )
         if self.estimation is not None and self.block_model is None:
             problems.append("estimation is configured but block_model is missing")
         if self.block_model is not None:

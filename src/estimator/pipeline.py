@@ -24,6 +24,7 @@ from estimator import __version__
 from estimator.config import RunConfig, check_scheduler
 from estimator.datareport import DataReport
 from estimator.errors import DataError, EstimationWarning
+from estimator.interrupt import check as check_interrupt
 from estimator.io import output
 
 log = logging.getLogger(__name__)
@@ -174,7 +175,7 @@ def _check_dip_convention(state: RunState, holes, code_to_domain, wireframes) ->
         return
     text = dip_convention_fit(
         holes.collars, holes.surveys, holes.assays, holes.zones, code_to_domain, wireframes,
-        cfg.data.dip,
+        cfg.data.dip, grade=cfg.grades[0],
     )  # fmt: skip
     if text:
         state.report.add(
@@ -195,7 +196,7 @@ def _check_placement(state: RunState, xyz, domain, hole) -> None:
 
     for d in cfg.domains:
         wf = state.results["wireframes"].get(d.name)
-        if wf is None or (domain == d.name).any() or points_inside(wf.vertices, wf.faces, xyz).any():
+        if wf is None or points_inside(wf.vertices, wf.faces, xyz).any():
             continue
         lo, hi = xyz.min(axis=0), xyz.max(axis=0)
         box = ", ".join(f"{a} {b[0]:.6g}..{b[1]:.6g}" for a, b in zip("xyz", wf.bounds.T, strict=True))
@@ -605,6 +606,7 @@ def run(
                 log.info("%s ...", STAGE_WORDS[name])
                 t0 = time.perf_counter()
                 STAGE_FUNCS[name](state)
+                check_interrupt()
                 state.timings[name] = time.perf_counter() - t0
                 log.info("  done in %.2f s", state.timings[name])
                 done = name

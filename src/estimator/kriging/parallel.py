@@ -257,8 +257,15 @@ def block_flags(res: Mapping[str, np.ndarray], value_range, ill_pivot: float) ->
 
 
 def _compute(delayed_tasks: list, scheduler: Any, progress: bool, num_workers: int | None) -> list:
-    """Compute every delayed task once, on the requested scheduler, in task order."""
+    """Compute every delayed task once, on the requested scheduler, in task order.
+
+    Ctrl-C is checked after every task (:func:`estimator.interrupt.check`), so a run stops
+    within one chunk even when Python swallowed the KeyboardInterrupt.
+    """
     import dask
+    from dask.callbacks import Callback
+
+    from estimator.interrupt import check
 
     if isinstance(scheduler, str) and scheduler in LOCAL_SCHEDULERS:
         kwargs = {"scheduler": scheduler}
@@ -270,7 +277,8 @@ def _compute(delayed_tasks: list, scheduler: Any, progress: bool, num_workers: i
             bar = ProgressBar(dt=0.5, out=sys.stderr)
         else:
             bar = nullcontext()
-        with bar:
+        watch = Callback(pretask=lambda *a: check(), posttask=lambda *a: check())
+        with bar, watch:
             return list(dask.compute(*delayed_tasks, **kwargs))
 
     from distributed import Client, as_completed
@@ -285,19 +293,20 @@ def _compute(delayed_tasks: list, scheduler: Any, progress: bool, num_workers: i
             f"like tcp://host:8786, got {scheduler!r}"
         )
         raise ValueError(msg)
+    futures = []
     try:
         futures = client.compute(delayed_tasks)
+        done = as_completed(futures, loop=client.loop)
         if progress:
             from tqdm.auto import tqdm
 
-            for _ in tqdm(
-                as_completed(futures, loop=client.loop),
-                total=len(futures),
-                desc="estimate",
-                file=sys.stderr,
-            ):
-                pass
+            done = tqdm(done, total=len(futures), desc="estimate", file=sys.stderr)
+        for _ in done:
+            check()
         return client.gather(futures)
+    except BaseException:
+        client.cancel(futures)
+        raise
     finally:
         if own:
             client.close()
