@@ -424,7 +424,7 @@ def test_samples_csv(tmp_path):
     data = make_data(tmp_path, samples=samples)
     report = DataReport()
     df = read_samples(data, ["cu"], report)
-    assert list(df.columns) == ["x", "y", "z", "hole_id", "cu", "_file", "_line"]
+    assert list(df.columns) == ["x", "y", "z", "hole_id", "zone", "cu", "_file", "_line"]
     assert df["hole_id"].tolist() == ["A", ""]
     npt.assert_allclose(df["cu"], [1.0, 0.05], rtol=1e-12)
     rep = report.to_frame()

@@ -125,3 +125,43 @@ def test_points_csv_with_hole_ids_runs_and_reports_coincident(tmp_path):
     assert "line 7" in row["action"].iloc[0]  # the kept sample: row 5 -> line 7
     with xr.open_dataset(out / "blockmodel.nc", engine="h5netcdf") as ds:
         assert np.isfinite(ds["au"].values).sum() > 100
+
+
+def test_points_with_logged_zones_and_a_block_rule(tmp_path):
+    """Positioned samples carry a logged zone code (column ZONE); domains without a wireframe
+    take their samples by code and their blocks by the nearest-sample rule."""
+    rng = np.random.default_rng(3)
+    n = 400
+    x, y = rng.uniform(0, 100, n), rng.uniform(0, 100, n)
+    zone = np.where(x < 50, "OX", np.where(y < 50, "SU", "WASTE"))
+    pts = pd.DataFrame({"X": x, "Y": y, "Z": 0.0, "ZONE": zone, "CU": rng.lognormal(0, 0.4, n)})
+    pts.to_csv(tmp_path / "points.csv", index=False)
+    model = {"nugget": 0.05, "structures": [{"type": "spherical", "sill": 0.2,
+                                             "ranges": [40, 40, 40]}]}  # fmt: skip
+    cfg = {
+        "name": "zones",
+        "data": {"samples": "points.csv", "length_unit": "m", "grade_unit": "%"},
+        "grades": ["cu"],
+        "domains": [
+            {"name": "ox", "zone_code": "OX", "density": 2.5,
+             "blocks": {"rule": "nearest_sample", "max_distance": 10}},
+            {"name": "su", "zone_code": "SU", "density": 2.8,
+             "blocks": {"rule": "nearest_sample", "max_distance": 10}},
+        ],
+        "variography": {"ox": {"cu": {"model": model}}, "su": {"cu": {"model": model}}},
+        "block_model": {"origin": [0, 0, -0.5], "block_size": [5, 5, 1], "shape": [20, 20, 1],
+                        "subcells": [2, 2, 1]},
+        "estimation": {"passes": [{"ranges": [40, 40, 40], "min_samples": 3, "max_samples": 12}]},
+        "output": "run",
+    }  # fmt: skip
+    assert main(["run", str(_write(tmp_path, cfg)), "--quiet"]) == 0
+    comps = pd.read_csv(tmp_path / "run" / "composites.csv")
+    assert set(comps["domain"]) == {"ox", "su"}
+    assert (comps["domain"] == "ox").sum() == (zone == "OX").sum()
+    report = pd.read_csv(tmp_path / "run" / "data_report.csv")
+    assert "zone_code_unmapped" in set(report["code"])  # WASTE
+    meta = json.loads((tmp_path / "run" / "run.json").read_text())
+    vol = meta["counts"]["volume_by_domain"]
+    # half the area is OX (x < 50) and a quarter SU: blocks follow the nearest sample's zone
+    assert vol["ox"] == pytest.approx(0.5 * 100 * 100, rel=0.1)
+    assert vol["su"] == pytest.approx(0.25 * 100 * 100, rel=0.15)

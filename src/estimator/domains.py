@@ -250,3 +250,38 @@ def wireframe_domains(domains, wireframes: dict, xyz: np.ndarray) -> np.ndarray:
         inside = points_inside(wf.vertices, wf.faces, xyz) & (out == "")
         out[inside] = d.name
     return out
+
+
+def sample_domains(samples: pd.DataFrame, code_to_domain: dict[str, str], wire, report) -> np.ndarray:
+    """Domain of each positioned sample: its logged zone code where it has one, else the
+    wireframe it lies in (the rules of :func:`flag_domains`, for points).
+
+    Parameters
+    ----------
+    samples : pandas.DataFrame
+        ``zone`` ("" = not logged), ``hole_id``, ``_file``, ``_line``.
+    code_to_domain : dict
+        Zone code -> domain name.
+    wire : numpy.ndarray
+        Domain of each sample by the wireframes ("" = outside every one).
+    report : DataReport
+        Receives ``zone_code_unmapped`` (one row per code) and ``zone_wireframe_disagree``.
+    """
+    wire = np.asarray(wire, dtype=object)
+    if "zone" not in samples or not code_to_domain:
+        return wire
+    code = samples["zone"].astype(str).to_numpy(dtype=object)
+    logged = code != ""
+    mapped = np.array([code_to_domain.get(c, "") for c in code], dtype=object)
+    out = np.where(logged, mapped, wire)
+    zones = samples.loc[logged].assign(zone=code[logged])
+    if len(zones):
+        _report_unmapped(zones, code_to_domain, report)
+    for i in np.flatnonzero(logged & (mapped != "") & (wire != "") & (mapped != wire)):
+        file, line = _file_line(samples, int(i))
+        report.add(
+            file, line, samples["hole_id"].iat[i], "zone_wireframe_disagree",
+            f"sample logged as {code[i]!r} (domain {mapped[i]!r}) lies in wireframe {wire[i]!r}",
+            "logged zone used",
+        )  # fmt: skip
+    return out

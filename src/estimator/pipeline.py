@@ -107,7 +107,7 @@ def _unit(cfg: RunConfig) -> str:
 # ---------------------------------------------------------------------------------------
 def stage_data(state: RunState) -> None:
     """Load and validate the tables, desurvey them and flag each interval's domain."""
-    from estimator.domains import flag_domains, wireframe_domains
+    from estimator.domains import flag_domains, sample_domains, wireframe_domains
     from estimator.drillholes.desurvey import desurvey
     from estimator.io.drillholes import read_drillholes, read_samples
     from estimator.io.topography import load_topography
@@ -125,12 +125,15 @@ def stage_data(state: RunState) -> None:
         topography = load_topography(cfg.data.topography, report=report)
     state.results["topography"] = topography
 
+    code_to_domain = {c: d.name for d in cfg.domains for c in d.zone_codes}
     if not cfg.data.drillholes:
         samples = read_samples(cfg.data, cfg.grades, report)
         xyz = samples[["x", "y", "z"]].to_numpy(float)
-        samples["domain"] = (
-            wireframe_domains(cfg.domains, wireframes, xyz) if cfg.domains else "all"
-        )
+        if cfg.domains:
+            wf = wireframe_domains(cfg.domains, wireframes, xyz)
+            samples["domain"] = sample_domains(samples, code_to_domain, wf, report)
+        else:
+            samples["domain"] = "all"
         state.results["samples"] = samples
         state.results["domain_points"] = (xyz, samples["domain"].to_numpy(dtype=object))
         state.counts.update(samples=len(samples), holes=int(samples["hole_id"].nunique()))
@@ -141,7 +144,6 @@ def stage_data(state: RunState) -> None:
     assays = holes.assays
     mids = 0.5 * (assays["from"].to_numpy(float) + assays["to"].to_numpy(float))
     xyz = desurvey(holes.collars, holes.surveys, assays["hole_id"].to_numpy(), mids)
-    code_to_domain = {c: d.name for d in cfg.domains for c in d.zone_codes}
     if cfg.domains:
         wf_domain = wireframe_domains(cfg.domains, wireframes, xyz) if wireframes else None
         intervals = flag_domains(assays, holes.zones, code_to_domain, wf_domain, report)

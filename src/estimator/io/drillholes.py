@@ -69,6 +69,7 @@ SAMPLE_COLUMNS = {
     "x": ("X", "EAST", "EASTING", "XLOCATION"),
     "y": ("Y", "NORTH", "NORTHING", "YLOCATION"),
     "z": ("Z", "ELEVATION", "RL", "ZLOCATION"),
+    "zone": ("ZONE",),
 }
 
 
@@ -666,7 +667,8 @@ def read_samples(data, grades: Sequence[str], report: DataReport) -> pd.DataFram
     Returns
     -------
     pandas.DataFrame
-        ``x, y, z, hole_id, <grades>, _file, _line`` in file order; ``hole_id`` is ``""``
+        ``x, y, z, hole_id, zone, <grades>, _file, _line`` in file order; ``hole_id`` and
+        ``zone`` (a logged zone code, column ``ZONE`` or ``data.columns.zone``) are ``""``
         when the file has none.
 
     Raises
@@ -688,7 +690,8 @@ def read_samples(data, grades: Sequence[str], report: DataReport) -> pd.DataFram
     header = raw.columns[:-2]
     mapping = data.columns or {}
     cols = find_columns(
-        header, SAMPLE_COLUMNS, mapping, path.name, optional=("hole_id", "z"), table="samples"
+        header, SAMPLE_COLUMNS, mapping, path.name, optional=("hole_id", "z", "zone"),
+        table="samples",
     )
     gcols = _grade_columns(header, grades, mapping)
     missing = [g for g in grades if g not in gcols]
@@ -700,6 +703,7 @@ def read_samples(data, grades: Sequence[str], report: DataReport) -> pd.DataFram
         raise DataError(msg)
     df = _select(raw, cols)
     df["hole_id"] = df["hole_id"].astype(str).str.strip() if "hole_id" in df else ""
+    df["zone"] = df["zone"].astype(str).str.strip() if "zone" in df else ""
     if "z" not in df:
         looked = ", ".join(SAMPLE_COLUMNS["z"])
         report.add(
@@ -727,7 +731,7 @@ def read_samples(data, grades: Sequence[str], report: DataReport) -> pd.DataFram
     for g in grades:
         graw = df.assign(_g=raw.loc[keep, gcols[g]])
         df[g] = v.parse_grade(graw, "_g", g, rules, report, source=gcols[g])
-    df = df[["x", "y", "z", "hole_id", *grades, "_file", "_line"]]
+    df = df[["x", "y", "z", "hole_id", "zone", *grades, "_file", "_line"]]
     if df.empty:
         msg = f"{path.name}: no sample left after validation (see the data report)"
         raise DataError(msg)
