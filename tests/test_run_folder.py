@@ -285,3 +285,25 @@ def test_unreachable_scheduler_exits_2_before_any_stage(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "cannot reach the dask scheduler at tcp://127.0.0.1:9" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_quiet_prints_warnings_only(tmp_path, capsys):
+    cfg = _config(tmp_path)
+    assert main(["run", str(cfg), "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "done in" not in err and "Reading" not in err
+    assert "no wireframe, block rule or topography" in err  # a warning still shows
+    assert main(["run", str(cfg)]) == 0
+    out, err = capsys.readouterr()
+    assert "Resource, au" in out and "done in" in err
+
+
+def test_first_run_says_it_compiles(tmp_path, capsys, monkeypatch):
+    cfg = _config(tmp_path)
+    monkeypatch.setattr("estimator.cli._numba_cache_is_cold", lambda: True)
+    assert main(["run", str(cfg), "--until", "data"]) == 0
+    assert "compiling the numerical kernels" in capsys.readouterr().err
+    monkeypatch.setattr("estimator.cli._numba_cache_is_cold", lambda: False)
+    assert main(["run", str(cfg), "--until", "data"]) == 0
+    assert "compiling" not in capsys.readouterr().err

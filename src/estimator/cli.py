@@ -53,11 +53,14 @@ def _print_report_summary(frame, out: Path) -> None:
 
 
 def _numba_cache_is_cold() -> bool:
-    """True when the compiled kernels are not cached yet (the first run on this machine)."""
-    import estimator.kriging as k
+    """True when the compiled kriging kernel is not cached yet (the first run on a machine)."""
+    try:
+        from estimator.kriging import _kernels
 
-    cache = Path(k.__file__).parent / "__pycache__"
-    return not any(cache.glob("_kernels*.nbi"))
+        cache = Path(_kernels.krige_serial._cache._cache_path)  # where numba keeps it
+    except Exception:  # numba internals moved: say nothing rather than fail
+        return False
+    return not any(cache.glob("_kernels._make_krige_loop*.nbi"))
 
 
 def _announce_compilation(args) -> None:
