@@ -3,7 +3,8 @@
 For each config, domain and grade: composites are made in memory (stages ``data`` and
 ``composites``, written to a temporary folder), a model is fitted by the variography stage on a
 copy of the config without explicit models, and both models are cross-validated at point
-support with the config's first search pass (:func:`estimator.validation.cross_validate`).
+support with the config's first search pass (:func:`estimator.validation.cross_validate`),
+leaving holes out (positioned samples without hole ids: each sample is its own hole).
 
 Usage::
 
@@ -31,7 +32,7 @@ from estimator.estimation import search_passes
 from estimator.pipeline import RunState, stage_composites, stage_data
 from estimator.validation import cross_validate, summary
 from estimator.variography.models import VariogramModel
-from estimator.variography.stage import variography_stage
+from estimator.variography.stage import hole_codes, variography_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = [ROOT / "configs" / "demo" / "demo.yaml", ROOT / "configs" / "babbitt.yaml"]
@@ -63,7 +64,8 @@ def compare(path: Path, folds: int | None, extra: dict) -> list[dict]:
             ok = np.isfinite(sub[grade].to_numpy(float))
             xyz = sub.loc[ok, ["x", "y", "z"]].to_numpy(float)
             v = sub.loc[ok, grade].to_numpy(float)
-            holes = sub.loc[ok, "hole_id"].astype(str).to_numpy()
+            # Positioned samples without hole ids: each its own hole (as the stage takes them).
+            holes = hole_codes(sub.loc[ok, "hole_id"])
             entry = cfg.variography.get(dom, {}).get(grade)
             models = {"explicit": entry.model.to_model()} if entry and entry.model else {}
             models["fitted"] = fitted[dom][grade]

@@ -278,3 +278,25 @@ def test_fan_covers_the_hemisphere_once():
     assert len(fan) == 6 + 12 * 2 + 1
     v = np.array([d.vector for d in fan])
     assert (v[:, 2] <= 1e-12).all()
+
+
+# -- compiled kernels ------------------------------------------------------------------------
+def test_serial_and_parallel_pair_kernels_are_cached_apart():
+    """numba's cache index keys a function by its bytecode (and closure), not by its compile
+    flags (numba #6845): one function compiled serial and parallel, both ``cache=True``, would
+    share cache entries and each variant could load the other's machine code. The pair loop is
+    built by a factory, one closure per variant, so the keys differ."""
+    from estimator.variography import _pairs
+
+    serial, parallel = _pairs._pairs_serial, _pairs._pairs_parallel
+    if not hasattr(serial, "_cache"):
+        pytest.skip("numba JIT disabled")
+    assert serial.py_func is not parallel.py_func
+    codegen = serial.targetctx.codegen()
+    assert serial._cache._index_key((), codegen) != parallel._cache._index_key((), codegen)
+
+
+def test_serial_and_parallel_variogram_maps_agree(cloud):
+    xyz, v = cloud
+    a, b = (variogram_map(xyz, v, cell=6.0, n_cells=5, parallel=p) for p in (False, True))
+    assert len(a) > 50 and a.equals(b)

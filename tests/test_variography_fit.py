@@ -192,17 +192,27 @@ def reach95(model, angles):
     )
 
 
+def range_along(structure, axis):
+    """Range of one structure along a unit vector, whatever the labels of its axes."""
+    return 1.0 / np.linalg.norm(structure.matrix @ np.asarray(axis, float))
+
+
 def test_pair_averaged_model_removes_cone_bias():
     """With a fixed true orientation, modelling lags over their pairs recovers the major range
-    where the nominal-direction fit (``pair_sample=0``) falls short."""
+    where the nominal-direction fit (``pair_sample=0``) falls short.
+
+    The range is read along the true major axis: a fit that finds a longer range along the
+    given semi-major axis comes back with its axes relabelled (ranges ordered).
+    """
     xyz, hid, _ = drillholes(nx=8, ny=8)
     settings = {"lag": 8.0, "n_lags": 12, "n_structures": 1, "angles": SINGLE["angles"]}
+    major = rotation_matrix(SINGLE["angles"])[0]
     errs = {0: [], 200: []}
     for seed in range(2):
         v = simulate(xyz, seed, **SINGLE)
         for k in errs:
             m, _, _ = variography(xyz, v, hid, {**settings, "pair_sample": k})
-            errs[k].append(m.structures[0].ranges[0] / SINGLE["ranges"][0][0] - 1.0)
+            errs[k].append(range_along(m.structures[0], major) / SINGLE["ranges"][0][0] - 1.0)
     assert abs(np.mean(errs[200])) < abs(np.mean(errs[0])), errs
     assert abs(np.mean(errs[200])) < 0.15, errs
 
@@ -461,7 +471,8 @@ def test_demo_offset_zone_fit_is_sensible(tmp_path):
 
 def test_default_lag_is_the_spacing_between_holes():
     """Vertical holes on a 25 m grid, 2 m composites: the lag is the hole spacing, not the
-    composite length nor a fraction of the diagonal; the lags reach half the longest extent."""
+    composite length nor a fraction of the diagonal; the lags reach half the longest extent.
+    The same samples without hole ids are positioned samples: the lag is their closest spacing."""
     cx, cy = np.meshgrid(np.arange(6) * 25.0, np.arange(6) * 25.0)
     z = -np.arange(150) * 2.0
     xyz = np.c_[np.repeat(cx.ravel(), z.size), np.repeat(cy.ravel(), z.size), np.tile(z, cx.size)]
@@ -471,6 +482,197 @@ def test_default_lag_is_the_spacing_between_holes():
     # Many lags wanted: the lag shrinks so that they still reach only half the extent.
     lag, n = default_lag(xyz, holes, 12)
     assert lag == pytest.approx(149.0 / 12.0) and n == 12
-    # Without holes: half the diagonal over n_lags.
-    lag, n = default_lag(xyz, None, 12)
+    # Without holes each sample is its own hole: the lag is the closest sample spacing (2 m, the
+    # spacing down the holes here), more lags (at most 2.5 x 12) to reach towards half the extent.
+    for ids in (None, np.arange(len(xyz))):
+        lag, n = default_lag(xyz, ids, 12)
+        assert lag == pytest.approx(2.0) and n == 30
+    # All samples in one hole: half the diagonal over n_lags.
+    lag, n = default_lag(xyz, np.zeros(len(xyz)), 12)
     assert lag == pytest.approx(0.5 * np.linalg.norm(np.ptp(xyz, axis=0)) / 12.0) and n == 12
+
+
+# -- ranges ordered, axes relabelled ----------------------------------------------------------
+def test_order_axes_relabels_without_changing_the_model():
+    """Structures whose semi-major or minor range is the longest get their axes permuted and
+    their angles recomputed: ranges come out major >= semi >= minor and the variogram is the
+    same in every direction (sorting the numbers alone would not be)."""
+    from estimator.variography.directions import order_axes
+
+    model = VariogramModel(
+        0.1,
+        (
+            Structure("spherical", 0.3, (30.0, 50.0, 12.0), (40.0, -15.0, 20.0)),
+            Structure("exponential", 0.4, (182.8, 96.24, 251.1), (40.0, -15.0, 20.0)),
+            Structure("gaussian", 0.2, (20.0, 35.0, 70.0), (300.0, -70.0, -35.0)),
+            Structure("spherical", 0.1, (90.0, 60.0, 10.0), (10.0, -5.0, 0.0)),
+        ),
+    )
+    out = order_axes(model)
+    for st in out.structures:
+        assert st.ranges[0] >= st.ranges[1] >= st.ranges[2], st.ranges
+    assert out.structures[3] == model.structures[3]  # already ordered: untouched
+    assert out.nugget == model.nugget
+    assert [s.sill for s in out.structures] == [s.sill for s in model.structures]
+    rng = np.random.default_rng(0)
+    u = rng.normal(size=(5000, 3))
+    d = u / np.linalg.norm(u, axis=1, keepdims=True) * rng.uniform(0.0, 400.0, (5000, 1))
+    npt.assert_allclose(out.variogram(d), model.variogram(d), rtol=1e-12, atol=1e-14)
+    sorted_only = VariogramModel(
+        model.nugget,
+        tuple(
+            Structure(s.type, s.sill, tuple(sorted(s.ranges, reverse=True)), s.angles)
+            for s in model.structures
+        ),
+    )
+    assert not np.allclose(sorted_only.variogram(d), model.variogram(d))
+
+
+def test_fit_along_swapped_given_axes_is_relabelled():
+    """Given angles whose "major" axis is the true semi-major one: the fit finds the longer
+    range on the given semi-major axis, and the model comes back with its axes relabelled, the
+    longest range on the true major axis (before: ranges (27.6, 65.2, 7.8) along the given
+    axes, the longest called semi-major)."""
+    xyz, hid, _ = drillholes(nx=8, ny=8)
+    true_axes = rotation_matrix(SINGLE["angles"])
+    from estimator.variography.directions import axes_to_gslib_angles
+
+    swapped = axes_to_gslib_angles(true_axes[1], true_axes[0])
+    v = simulate(xyz, 1, **SINGLE)
+    settings = {"lag": 8.0, "n_lags": 12, "n_structures": 1, "angles": swapped}
+    model, table, diag = variography(xyz, v, hid, settings)
+    (st,) = model.structures
+    assert st.ranges[0] >= st.ranges[1] >= st.ranges[2], st.ranges
+    assert diag["angles_fit"] == pytest.approx(swapped)
+    assert axis_errors(st.angles, SINGLE["angles"])[0] < 10.0, st.angles
+    assert diag["angles"] == st.angles
+    # The table's model column is the relabelled model, equal to the experimental fit's frame.
+    vec = table["distance"].to_numpy()[:, None] * direction_vector(table["azimuth"], table["dip"])
+    ok = np.isfinite(vec).all(axis=1)
+    npt.assert_allclose(table.loc[ok, "model"], model.variogram(vec[ok]), rtol=1e-12)
+
+
+# -- tabular lenses: the major axis in the plane ----------------------------------------------
+def lens_holes(strike, dip, rake, seed, size=(900.0, 600.0), thick=20.0, spacing=30.0):
+    """Holes across a planar lens, pierce points on a ``spacing`` grid in its plane.
+
+    The lens strikes ``strike`` and dips ``dip`` (degrees); it is ``size`` (along strike, down
+    dip) and ``thick`` across. Each hole is the lens normal tilted by up to 15 degrees in a
+    random direction, sampled every 2 m through the lens (about 10 composites a hole). Returns
+    ``xyz, hole ids, true GSLIB angles`` with the major axis at ``rake`` degrees from the strike
+    line in the plane (0: along strike, 90: down dip) and the minor axis along the normal.
+    """
+    from estimator.variography.directions import axes_to_gslib_angles
+
+    rng = np.random.default_rng(500 + seed)
+    s = direction_vector(strike, 0.0)
+    dd = direction_vector(strike + 90.0, -dip)
+    n = np.cross(s, dd)
+    n = -n if n[2] > 0 else n
+    r = np.deg2rad(rake)
+    angles = axes_to_gslib_angles(np.cos(r) * s + np.sin(r) * dd, np.cos(r) * dd - np.sin(r) * s)
+    a = np.arange(-size[0] / 2, size[0] / 2 + 1e-9, spacing)
+    b = np.arange(-size[1] / 2, size[1] / 2 + 1e-9, spacing)
+    ga, gb = np.meshgrid(a, b)
+    pierce = ga.ravel()[:, None] * s + gb.ravel()[:, None] * dd
+    xyz, hid = [], []
+    for i, p in enumerate(pierce):
+        t, ph = np.deg2rad(rng.uniform(0.0, 15.0)), rng.uniform(0.0, 2.0 * np.pi)
+        h = np.cos(t) * n + np.sin(t) * (np.cos(ph) * s + np.sin(ph) * dd)
+        length = thick / abs(h @ n)
+        d = np.arange(1.0, length, 2.0) - length / 2
+        xyz.append(p + d[:, None] * h)
+        hid += [i] * len(d)
+    return np.concatenate(xyz) + np.array([1000.0, 2000.0, 300.0]), np.array(hid), angles
+
+
+#: In-plane ranges (major, semi-major, across) and the tolerance on the major axis, degrees.
+LENS_RANGES = {1.5: ((90.0, 60.0, 25.0), 20.0), 3.0: ((150.0, 50.0, 25.0), 10.0)}
+
+
+def check_lens(strike, dip, rake, ratio, seed):
+    """Fit one simulated lens (default settings, one structure); check the axes."""
+    ranges, tol = LENS_RANGES[ratio]
+    xyz, hid, angles = lens_holes(strike, dip, rake, seed)
+    v = simulate_near(xyz, seed, 0.2, (0.8,), (ranges,), angles)
+    model, _, diag = variography(xyz, v, hid, {"n_structures": 1})
+    assert diag["orientation"] == "plane"
+    for st in model.structures:
+        assert st.ranges[0] >= st.ranges[1] >= st.ranges[2], st.ranges
+    err = axis_errors(model.structures[0].angles, angles)
+    assert err[0] < tol, (strike, dip, rake, ratio, seed, err, model)
+    assert err[2] < 5.0, (strike, dip, rake, ratio, seed, err)  # minor axis = the lens normal
+
+
+@pytest.mark.parametrize(
+    ("strike", "dip", "rake", "ratio", "seed"),
+    [(30, 60, 0, 1.5, 0), (250, 80, 60, 1.5, 2), (300, 75, 0, 3.0, 0), (10, 40, 150, 3.0, 0)],
+)
+def test_lens_major_axis_found_in_plane(strike, dip, rake, ratio, seed):
+    """The major axis of a tabular lens is found in its plane, 1.5:1 and 3:1 in-plane anisotropy.
+
+    A 900 x 600 m lens, 20 m thick, drilled across on a 30 m grid of pierce points (651 holes,
+    about 6,500 composites of 2 m); one spherical structure with ranges 90 x 60 m (1.5:1) or
+    150 x 50 m (3:1) in the plane and 25 m across, nugget 0.2 of the sill. Angle between the
+    fitted and the true major axis over seeds 0-9 (default settings, one structure; max):
+
+    * 1.5:1, strike/dip/rake 30/60/0, 120/35/45, 250/80/60: 10.7, 17.2, 16.7 degrees;
+    * 2:1 (120 x 60 m), 330/65/30, 75/20/30: 4.5, 5.7 degrees;
+    * 3:1, 300/75/0, 200/45/90, 10/40/150: 4.6, 5.2, 4.5 degrees.
+
+    The bound is 20 degrees at 1.5:1 and 10 at 3:1. The misses at 1.5:1 are the realisation's:
+    the same fit on a dense 10 m grid of the same field in the lens' mid-plane (no holes) is as
+    far off (e.g. 89.9 degrees where the holes give 83.3, on a smaller 3 x 4.5 range lens). The
+    direction fan this replaced was 0-90 degrees off at 1.5:1 and mostly 15 (its step) at 3:1;
+    on the four cases here it gave 60, 45, 15 and 90 degrees.
+    """
+    check_lens(strike, dip, rake, ratio, seed)
+
+
+def test_lens_major_axis_found_more_seeds():
+    """As :func:`test_lens_major_axis_found_in_plane`, other orientations and seeds 1-2."""
+    for strike, dip, rake, ratio in [
+        (30, 60, 0, 1.5),
+        (120, 35, 45, 1.5),
+        (300, 75, 0, 3.0),
+        (200, 45, 90, 3.0),
+    ]:
+        for seed in (1, 2):
+            check_lens(strike, dip, rake, ratio, seed)
+
+
+# -- positioned samples without holes ---------------------------------------------------------
+def test_positioned_samples_have_no_downhole_nugget_floor():
+    """2-D samples with ``hole_id`` "" (a samples file without holes) through the stage.
+
+    In file order, consecutive samples are unrelated; taken as one "hole" they made a down-hole
+    variogram at the variance and floored the nugget at it (before: a pure-nugget model, lag
+    23.5 m). Each sample is now its own hole: no down-hole variogram, lags at the closest sample
+    spacing (6.4 m), nugget from the short lags (0.05 of the variance; true 0.1 of the sill),
+    long structure 97.8 x 48.3 m (true 90 x 45) with its major axis 11 degrees off. The data are
+    flat, so the minor axis is vertical and its range the shorter in-plane one.
+    """
+    from estimator.config import parse_config
+    from estimator.variography.stage import variography_stage
+
+    rng = np.random.default_rng(7)
+    xyz = np.c_[rng.uniform(0.0, 400.0, (900, 2)), np.zeros(900)]
+    truth = {"nugget": 0.1, "sills": (0.9,), "ranges": ((90.0, 45.0, 45.0),)}
+    v = simulate_near(xyz, 3, **truth, angles=(30.0, 0.0, 0.0))
+    comps = pd.DataFrame({"x": xyz[:, 0], "y": xyz[:, 1], "z": 0.0, "hole_id": "", "g": v})
+    comps["domain"] = "all"
+    cfg = parse_config(
+        {"name": "flat", "data": {"samples": "s.csv"}, "grades": ["g"]}, check_files=False
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EstimationWarning)
+        models, tables, _, _ = variography_stage(cfg, comps, plots=False)
+    model, table = models["all"]["g"], tables[0]
+    assert "downhole" not in set(table["direction"])
+    assert model.nugget < 0.3 * v.var(), model
+    nn = cKDTree(xyz).query(xyz, k=2)[0][:, 1]
+    assert table["lag"].min() == pytest.approx(np.median(nn), rel=1e-3)
+    for st in model.structures:
+        assert st.ranges[0] >= st.ranges[1] >= st.ranges[2] == st.ranges[1], st.ranges
+        npt.assert_allclose(abs(rotation_matrix(st.angles)[2, 2]), 1.0, atol=1e-3)
+    assert axis_errors(model.structures[-1].angles, (30.0, 0.0, 0.0))[0] < 20.0, model

@@ -159,84 +159,105 @@ def _pair_map(dx, dy, dz, a, b, cell, nmap, r2max, measure, acc):
     acc[k, 4] += g
 
 
-def _pairs_kernel(
-    x, y, z, v, keys, starts, counts, ijk, dims, reach, bounds, mode, dirs, par, out, samp
-):
-    """Visit every pair within reach once, chunk by chunk (``out[chunk]`` per chunk).
+def _make_pairs_kernel(loop_range):
+    """The pair loop over chunks, with ``loop_range`` = ``range`` (serial) or ``numba.prange``.
 
-    ``mode`` 0: directional accumulators; 1: variogram map; 2: sample of separation vectors per
-    direction and lag, ``samp = (prob (ndir, n_lags), vbuf (nch, ndir, n_lags, cap, 3), vcnt
-    (nch, ndir, n_lags))``.
+    Written once, compiled twice. Two ``njit(cache=True)`` wrappers of one Python function share
+    one cache index (numba issue #6845: the key is the function's name and source, not its
+    compile flags), so the serial and parallel variants could load each other's machine code.
+    Each call of this factory makes a distinct closure, and numba's cache key includes the
+    closure's contents, which keeps the two entries apart (as :mod:`estimator.kriging._kernels`).
     """
-    prob, vbuf, vcnt = samp
-    lag, ltol, r2max, cell = par[0], par[1], par[2], par[3]
-    n_lags, measure, nmap = int(par[4]), int(par[5]), int(par[6])
-    nkeys = keys.shape[0]
-    for ch in numba.prange(bounds.shape[0] - 1):
-        acc = out[ch]
-        for c in range(bounds[ch], bounds[ch + 1]):
-            ci, cj, ck = ijk[c, 0], ijk[c, 1], ijk[c, 2]
-            for di in range(-reach, reach + 1):
-                ni = ci + di
-                if ni < 0 or ni >= dims[0]:
-                    continue
-                for dj in range(-reach, reach + 1):
-                    nj = cj + dj
-                    if nj < 0 or nj >= dims[1]:
+
+    def kernel(
+        x, y, z, v, keys, starts, counts, ijk, dims, reach, bounds, mode, dirs, par, out, samp
+    ):
+        """Visit every pair within reach once, chunk by chunk (``out[chunk]`` per chunk).
+
+        ``mode`` 0: directional accumulators; 1: variogram map; 2: sample of separation vectors
+        per direction and lag, ``samp = (prob (ndir, n_lags), vbuf (nch, ndir, n_lags, cap, 3),
+        vcnt (nch, ndir, n_lags))``.
+        """
+        prob, vbuf, vcnt = samp
+        lag, ltol, r2max, cell = par[0], par[1], par[2], par[3]
+        n_lags, measure, nmap = int(par[4]), int(par[5]), int(par[6])
+        nkeys = keys.shape[0]
+        for ch in loop_range(bounds.shape[0] - 1):
+            acc = out[ch]
+            for c in range(bounds[ch], bounds[ch + 1]):
+                ci, cj, ck = ijk[c, 0], ijk[c, 1], ijk[c, 2]
+                for di in range(-reach, reach + 1):
+                    ni = ci + di
+                    if ni < 0 or ni >= dims[0]:
                         continue
-                    for dk in range(-reach, reach + 1):
-                        nk = ck + dk
-                        if nk < 0 or nk >= dims[2]:
+                    for dj in range(-reach, reach + 1):
+                        nj = cj + dj
+                        if nj < 0 or nj >= dims[1]:
                             continue
-                        key = (ni * dims[1] + nj) * dims[2] + nk
-                        if key < keys[c]:
-                            continue
-                        c2 = np.searchsorted(keys, key)
-                        if c2 >= nkeys or keys[c2] != key:
-                            continue
-                        for p in range(starts[c], starts[c] + counts[c]):
-                            q0 = p + 1 if c2 == c else starts[c2]
-                            for q in range(q0, starts[c2] + counts[c2]):
-                                dx, dy, dz = x[q] - x[p], y[q] - y[p], z[q] - z[p]
-                                if mode == 0:
-                                    _pair_directional(
-                                        dx,
-                                        dy,
-                                        dz,
-                                        v[p],
-                                        v[q],
-                                        dirs,
-                                        lag,
-                                        ltol,
-                                        n_lags,
-                                        r2max,
-                                        measure,
-                                        acc,
-                                    )
-                                elif mode == 1:
-                                    _pair_map(
-                                        dx, dy, dz, v[p], v[q], cell, nmap, r2max, measure, acc[0]
-                                    )
-                                else:
-                                    _pair_sample(
-                                        dx,
-                                        dy,
-                                        dz,
-                                        p,
-                                        q,
-                                        dirs,
-                                        lag,
-                                        ltol,
-                                        n_lags,
-                                        r2max,
-                                        prob,
-                                        vbuf[ch],
-                                        vcnt[ch],
-                                    )
+                        for dk in range(-reach, reach + 1):
+                            nk = ck + dk
+                            if nk < 0 or nk >= dims[2]:
+                                continue
+                            key = (ni * dims[1] + nj) * dims[2] + nk
+                            if key < keys[c]:
+                                continue
+                            c2 = np.searchsorted(keys, key)
+                            if c2 >= nkeys or keys[c2] != key:
+                                continue
+                            for p in range(starts[c], starts[c] + counts[c]):
+                                q0 = p + 1 if c2 == c else starts[c2]
+                                for q in range(q0, starts[c2] + counts[c2]):
+                                    dx, dy, dz = x[q] - x[p], y[q] - y[p], z[q] - z[p]
+                                    if mode == 0:
+                                        _pair_directional(
+                                            dx,
+                                            dy,
+                                            dz,
+                                            v[p],
+                                            v[q],
+                                            dirs,
+                                            lag,
+                                            ltol,
+                                            n_lags,
+                                            r2max,
+                                            measure,
+                                            acc,
+                                        )
+                                    elif mode == 1:
+                                        _pair_map(
+                                            dx,
+                                            dy,
+                                            dz,
+                                            v[p],
+                                            v[q],
+                                            cell,
+                                            nmap,
+                                            r2max,
+                                            measure,
+                                            acc[0],
+                                        )
+                                    else:
+                                        _pair_sample(
+                                            dx,
+                                            dy,
+                                            dz,
+                                            p,
+                                            q,
+                                            dirs,
+                                            lag,
+                                            ltol,
+                                            n_lags,
+                                            r2max,
+                                            prob,
+                                            vbuf[ch],
+                                            vcnt[ch],
+                                        )
+
+    return kernel
 
 
-_pairs_serial = numba.njit(cache=True)(_pairs_kernel)
-_pairs_parallel = numba.njit(cache=True, parallel=True)(_pairs_kernel)
+_pairs_serial = numba.njit(cache=True)(_make_pairs_kernel(range))
+_pairs_parallel = numba.njit(cache=True, parallel=True)(_make_pairs_kernel(numba.prange))
 
 
 @numba.njit(cache=True)

@@ -1,13 +1,17 @@
 """Fitting nested anisotropic variogram models, and the variography stage for one domain and grade.
 
-The workflow is a resource geologist's: lags at the spacing between holes (:func:`default_lag`);
-the nugget from the down-hole variogram at short lags (a fitted nugget may not fall below it);
-the axes of continuity from the plane of a tabular domain, or from direction fans refined on the
-3D variogram map (:mod:`estimator.variography.directions`), cross-validation choosing between
-the two when the domain is only somewhat tabular; experimental variograms along the three
-principal axes (read in the rotated frame of those axes); then 1 to 3 structures with one shared
-orientation and ranges per axis, fitted jointly to the principal directions (and the down-hole
-variogram) by pair-weighted least squares, with sills summing to the variance.
+The workflow is a resource geologist's: lags at the spacing between holes (:func:`default_lag`;
+positioned samples without holes: the closest sample spacing); the nugget from the down-hole
+variogram at short lags (a fitted nugget may not fall below it; without holes the first lags
+decide it); the axes of continuity from the plane of a tabular domain (its major axis fitted on
+the variogram map in the plane), or from direction fans refined on the 3D variogram map
+(:mod:`estimator.variography.directions`), cross-validation choosing between the two when the
+domain is only somewhat tabular; experimental variograms along the three principal axes (read
+in the rotated frame of those axes); then 1 to 3 structures with one shared orientation and
+ranges per axis, fitted jointly to the principal directions (and the down-hole variogram) by
+pair-weighted least squares, with sills summing to the variance and ranges ordered major >=
+semi-major >= minor (along found axes by the fit itself; along given axes by relabelling them,
+:func:`~estimator.variography.directions.order_axes`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from estimator.errors import DataError, EstimationWarning
 from estimator.variography.directions import (
     free_orientation,
     nested_gamma,
+    order_axes,
     plane_orientation,
     principal_axes,
 )
@@ -60,36 +65,51 @@ def nugget_from_downhole(
     return float(np.clip(icpt, 0.0, hi))
 
 
-def _log_ranges(p, ns, log_lo, log_max, span=None):
+def _window(x, k, prev, log_lo, log_max, span, ordered):
+    """Log-range window ``(lo, hi)`` of axis ``k`` of a structure whose axes ``< k`` are ``x[:k]``.
+
+    ``prev`` is the previous structure's log ranges (None for the first): ranges grow from one
+    structure to the next, below ``log_max``. With a ``span`` (log of the largest anisotropy
+    ratio) the axis stays within ``span`` of the axes before it; ``ordered`` keeps it at most
+    the axis before it (major >= semi-major >= minor). The window is never empty: the previous
+    structure met every bound, so its range fits below the axis before this one.
+    """
+    lo, hi = (prev[k] if prev is not None else log_lo), log_max
+    if span is not None and k:
+        lo = max(lo, x[:k].max() - span)
+        hi = min(hi, x[:k].min() + span)
+    if ordered and k:
+        hi = min(hi, x[k - 1])
+    return lo, hi
+
+
+def _log_ranges(p, ns, log_lo, log_max, span=None, ordered=False):
     """Parameters -> log ranges (ns, 3).
 
     Structure ``i >= 1`` has, per axis, ``log r_i = lo + f (hi - lo)`` with ``f`` in [0, 1],
     ``lo`` the previous structure's log range and ``hi`` the bound ``log_max``: ranges grow from
     one structure to the next and stay below the bound. Structure 0's log ranges are parameters,
-    except with a ``span`` (the log of the largest anisotropy ratio): then the semi-major and
-    minor axes are fractions too, and every axis ``k > 0`` has its window narrowed to within
-    ``span`` of the axes before it (``lo >= max(x_j) - span``, ``hi <= min(x_j) + span``, ``j < k``),
-    so no two ranges of a structure differ by more than the ratio. The windows are never empty
-    when the previous structure meets the bound.
+    except with a ``span`` or ``ordered``: then the semi-major and minor axes are fractions too,
+    of windows narrowed by :func:`_window` (within ``span``, the log of the largest anisotropy
+    ratio, of the axes before; at most the axis before when ``ordered``).
     """
     out, prev = np.empty((ns, 3)), None
+    free = span is None and not ordered
     for i in range(ns):
         q = p[3 * i : 3 * i + 3]
         for k in range(3):
-            if i == 0 and (k == 0 or span is None):
+            if i == 0 and (k == 0 or free):
                 out[i, k] = q[k]
                 continue
-            lo, hi = (prev[k] if i else log_lo), log_max
-            if span is not None and k:
-                lo = max(lo, out[i, :k].max() - span)
-                hi = min(hi, out[i, :k].min() + span)
+            lo, hi = _window(out[i], k, prev, log_lo, log_max, span, ordered)
             out[i, k] = lo + q[k] * max(hi - lo, 0.0)
         prev = out[i]
     return out
 
 
-def _range_params(r, ns, log_lo, log_max, span):
-    """Inverse of :func:`_log_ranges` for ranges ``r`` (ns, 3), clipped into their windows."""
+def _range_params(r, ns, log_lo, log_max, span, ordered=False):
+    """Inverse of :func:`_log_ranges` (with a span or ordered) for ranges ``r`` (ns, 3),
+    clipped into their windows."""
     lr = np.log(np.asarray(r, float))
     x, q, prev = np.empty((ns, 3)), [], None
     for i in range(ns):
@@ -98,19 +118,24 @@ def _range_params(r, ns, log_lo, log_max, span):
                 x[i, k] = float(np.clip(lr[i, k], log_lo, log_max))
                 q.append(x[i, k])
                 continue
-            lo, hi = (prev[k] if i else log_lo), log_max
-            if k:
-                lo = max(lo, x[i, :k].max() - span)
-                hi = min(hi, x[i, :k].min() + span)
+            lo, hi = _window(x[i], k, prev, log_lo, log_max, span, ordered)
             x[i, k] = float(np.clip(lr[i, k], lo, max(hi, lo)))
             q.append((x[i, k] - lo) / (hi - lo) if hi > lo else 0.0)
         prev = x[i]
     return q
 
 
-def _unpack(p, ns, variance, nugget, log_max, log_lo=-np.inf, span=None):
-    """Parameters -> (ranges (ns, 3), sills (ns,), nugget, total sill); see :func:`_log_ranges`."""
-    r = np.exp(_log_ranges(p, ns, log_lo, log_max, span))
+def _unpack(
+    p, ns, variance, nugget, log_max, log_lo=-np.inf, span=None, tie_minor=False, ordered=False
+):
+    """Parameters -> (ranges (ns, 3), sills (ns,), nugget, total sill); see :func:`_log_ranges`.
+
+    With ``tie_minor`` every structure's minor range is the shorter of its other two (the minor
+    parameters are then unused).
+    """
+    r = np.exp(_log_ranges(p, ns, log_lo, log_max, span, ordered))
+    if tie_minor:
+        r[:, 2] = r[:, :2].min(axis=1)
     rest = list(p[3 * ns :])
     total = variance if variance is not None else rest.pop(0)
     nug = nugget if nugget is not None else rest.pop(0) * total
@@ -138,6 +163,8 @@ def fit_model(
     pairs=None,
     nugget_floor: float = 0.0,
     max_anisotropy: float | None = None,
+    tie_minor: bool = False,
+    ordered: bool = False,
 ) -> tuple[VariogramModel, dict]:
     """Fit nugget + nested structures with one orientation to directional experimental variograms.
 
@@ -185,12 +212,21 @@ def fit_model(
     max_anisotropy : float, optional
         Largest ratio between two ranges of one structure (e.g. major / minor); 0 or None: no
         bound. Initial ranges are clipped to it.
+    tie_minor : bool
+        Give every structure's minor axis the shorter of its other two ranges instead of fitting
+        it, for data in one plane (2-D data sets): no pair has a separation along the minor
+        axis, so nothing else would decide its range, and this keeps it the minor axis.
+    ordered : bool
+        Keep every structure's ranges ordered along the axes of ``angles`` (major >= semi-major
+        >= minor), for axes found from the data: the fit then cannot swap the major axis the
+        orientation search found for another on a small difference in ranges.
 
     Returns
     -------
     model : VariogramModel
         Structures ordered short to long; ranges ``[major, semi, minor]`` along the axes of
-        ``angles`` (not re-sorted, so a fitted "semi" may exceed the "major").
+        ``angles``; without ``ordered`` a fitted "semi" may exceed the "major" (see
+        :func:`~estimator.variography.directions.order_axes`).
     info : dict
         ``cost``, ``n_lags_used``, ``warnings`` (list of str).
 
@@ -262,13 +298,17 @@ def fit_model(
         nug = 0.0 if nugget is None else nugget
         sills = np.full(n_structures, (total - nug) / n_structures)
         info["cost"] = math.nan
+        if ordered:
+            r0 = np.minimum.accumulate(r0, axis=1)
+        if tie_minor:
+            r0[:, 2] = r0[:, :2].min(axis=1)
         return _model(nug, sills, r0, angles, types), info
     gmax = float(np.max(gam))
     log_max = np.log(max_range)
     log_lo = np.log(1e-3 * dmax)
     span = math.log(max_anisotropy) if max_anisotropy else None
     r0 = np.minimum(r0, max_range)
-    if span is None:
+    if span is None and not ordered:
         q0 = np.log(r0[0]).tolist()
         for i in range(1, n_structures):
             lr = np.log(r0[i - 1])
@@ -278,7 +318,7 @@ def fit_model(
         hi = [log_max] * 3 + [1.0] * 3 * (n_structures - 1)
         n_shift = 3
     else:
-        q0 = _range_params(r0, n_structures, log_lo, log_max, span)
+        q0 = _range_params(r0, n_structures, log_lo, log_max, span, ordered)
         lo = [log_lo] + [0.0] * (3 * n_structures - 1)
         hi = [log_max] + [1.0] * (3 * n_structures - 1)
         n_shift = 1
@@ -298,7 +338,9 @@ def fit_model(
     p0 = np.clip(p0, lo + 1e-9, hi - 1e-9)
 
     def resid(p):
-        rng, sills, nug, _ = _unpack(p, n_structures, variance, nugget, log_max, log_lo, span)
+        rng, sills, nug, _ = _unpack(
+            p, n_structures, variance, nugget, log_max, log_lo, span, tie_minor, ordered
+        )
         return wt * (model_at(nug, sills, rng) - gam)
 
     best = None
@@ -309,7 +351,9 @@ def fit_model(
         res = least_squares(resid, start, bounds=(lo, hi), max_nfev=100 * len(p0))
         if best is None or res.cost < best.cost:
             best = res
-    rng, sills, nug, _ = _unpack(best.x, n_structures, variance, nugget, log_max, log_lo, span)
+    rng, sills, nug, _ = _unpack(
+        best.x, n_structures, variance, nugget, log_max, log_lo, span, tie_minor, ordered
+    )
     info["cost"] = float(best.cost)
     return _model(nug, sills, rng, angles, types), info
 
@@ -362,7 +406,8 @@ def variography(
         Grades; NaN rows are left out.
     hole_ids : array_like, shape (n,), optional
         Hole of each composite (samples of a hole in down-hole order); enables the down-hole
-        variogram and the nugget from it.
+        variogram and the nugget from it. None: positioned samples, each its own hole (no
+        down-hole variogram, no nugget floor; the lag is the closest sample spacing).
     settings : VariographySettings or dict, optional
         Stage settings (defaults when None).
     depths : array_like, shape (n,), optional
@@ -377,7 +422,10 @@ def variography(
         ``direction, azimuth, dip, lag, distance, gamma, n_pairs`` plus ``model`` (fitted gamma).
     diagnostics : dict
         ``warnings`` (list of str; also raised as one ``EstimationWarning``), ``n_samples``,
-        ``variance``, ``lag``, ``angles``, ``angles_fan``, ``nugget_downhole``, ``cost``,
+        ``variance``, ``lag``, ``angles`` (the axes of the structure with the largest sill, after
+        :func:`~estimator.variography.directions.order_axes`), ``angles_fit`` (the shared frame
+        the structures were fitted in), ``angles_fan``, ``nugget_downhole``, ``downhole``
+        (whether there was a down-hole variogram), ``planar``, ``cost``,
         ``normal_score_factor``, ``settings``.
 
     Notes
@@ -385,6 +433,11 @@ def variography(
     With ``normal_score``, variograms are computed and fitted on normal scores (total sill = the
     scores' variance) and the nugget and sills are multiplied by ``var(grade) / var(scores)``;
     ranges and the relative nugget are kept (see :func:`normal_scores`).
+
+    Samples that share no hole with another (``hole_ids`` None, or every id distinct) have no
+    down-hole variogram, so nothing floors the nugget: the first lags, at the closest sample
+    spacing, decide it. Data in one plane (a 2-D data set) have no pair along the minor axis;
+    its range is then the shorter in-plane range (``diagnostics["planar"]``).
     """
     s = (
         settings
@@ -395,7 +448,8 @@ def variography(
     values = np.asarray(values, dtype=float).ravel()
     keep = np.isfinite(values) & np.all(np.isfinite(xyz), axis=1)
     xyz, values = xyz[keep], values[keep]
-    hid = None if hole_ids is None else np.asarray(hole_ids)[keep]
+    # Positioned samples without holes: each sample is its own hole (lag, cross-validation).
+    hid = np.arange(values.size) if hole_ids is None else np.asarray(hole_ids)[keep]
     dep = None if depths is None else np.asarray(depths, float)[keep]
     diag = {"warnings": [], "n_samples": int(values.size), "settings": s.to_dict()}
     if values.size < 2:
@@ -405,6 +459,10 @@ def variography(
     variance = float(values.var())
     diag["variance"] = variance
     axes, spread = principal_axes(xyz)
+    planar = bool(spread[2] <= 1e-9 * max(spread[0], 1e-300))
+    diag["planar"] = planar
+    in_holes = _has_holes(hid)
+    diag["downhole"] = False
     lag, n_lags = s.lag, int(s.n_lags)
     if lag is None:
         lag, n_lags = default_lag(xyz, hid, n_lags)
@@ -445,7 +503,7 @@ def variography(
     # Down-hole variogram and nugget.
     tables, nugget = [], s.nugget
     nug_dh = math.nan
-    if hid is not None:
+    if in_holes:
         step = _downhole_step(xyz, hid, dep)
         dlag = s.downhole_lag if s.downhole_lag is not None else step
         if np.isfinite(dlag) and dlag > 0:
@@ -454,8 +512,11 @@ def variography(
             )
             tables.append(dh)
             nug_dh = nugget_from_downhole(dh, s.nugget_lags, total)
+            diag["downhole"] = True
         else:
-            diag["warnings"].append("no two samples in the same hole: no down-hole variogram")
+            diag["warnings"].append(
+                "the samples of each hole lie at one point: no down-hole variogram"
+            )
     diag["nugget_downhole"] = nug_dh
     nug_floor = 0.0
     if nugget is None and s.nugget_method == "downhole" and np.isfinite(nug_dh):
@@ -473,17 +534,17 @@ def variography(
         labels.append("given")
     else:
         if ratio < s.tabular_check or ratio < s.tabular:
-            plane = plane_orientation(xyz, work, axes[2], lag, n_lags, s)
+            plane = plane_orientation(
+                xyz, work, axes[2], lag, n_lags, s, total, nugget, types, diag
+            )
             if plane is not None:
-                candidates.append((plane, None, None))
+                candidates.append(plane)
                 labels.append("plane")
-        if not candidates or (ratio >= s.tabular and hid is not None):
+        if not candidates or (ratio >= s.tabular and not planar):
             candidates.append(
                 free_orientation(xyz, work, lag, n_lags, s, total, nugget, types, diag)
             )
             labels.append("free")
-        if len(candidates) > 1 and hid is None:
-            candidates, labels = candidates[-1:], labels[-1:]
 
     def fit_at(angles, map_ranges, init_ranges):
         dirs = principal_directions(s, map_ranges)
@@ -515,9 +576,11 @@ def variography(
             initial_nugget=nug_dh,
             nugget_floor=nug_floor,
             max_range=n_lags * lag if s.lag is None else None,
-            downhole_directions=hole_directions(xyz, hid) if hid is not None else None,
+            downhole_directions=hole_directions(xyz, hid) if diag["downhole"] else None,
             pairs=pairs,
             max_anisotropy=s.max_anisotropy,
+            tie_minor=planar,
+            ordered=s.angles is None,
         )
         return model, info, pr
 
@@ -529,8 +592,13 @@ def variography(
         pick = int(np.nanargmin(scores)) if np.isfinite(scores).any() else len(fits) - 1
     angles = candidates[pick][0]
     diag["orientation"] = labels[pick]
-    diag["angles"] = tuple(float(a) for a in angles)
+    diag["angles_fit"] = tuple(float(a) for a in angles)
     model, info, pr = fits[pick]
+    # Ranges ordered major >= semi-major >= minor. Found axes were kept in order by the fit; a fit
+    # along given angles may find a longer range on another axis: relabel (same function).
+    model = order_axes(model)
+    main = max(model.structures, key=lambda st: st.sill)
+    diag["angles"] = tuple(float(a) for a in main.angles)
     omni = experimental_variogram(xyz, work, lag=lag, n_lags=n_lags, directions=[OMNI], **common)
     diag["warnings"].extend(info["warnings"])
     diag["cost"] = info["cost"]
@@ -568,20 +636,22 @@ def _cv_rmse(xyz, values, hole_ids, model: VariogramModel, reach: float, folds: 
 
 
 def default_lag(xyz, hole_ids=None, n_lags: int = 12) -> tuple[float, int]:
-    """Lag and number of lags suited to drillhole data.
+    """Lag and number of lags suited to drillhole data and to positioned samples.
 
     The lag is the median distance from a composite to the nearest composite of another hole (the
     scale at which holes are compared; lags shorter than it only see pairs down the holes), or
     half the longest principal extent of the composites over ``n_lags`` when that is shorter.
     The number of lags is raised, when needed, so the lags reach half that extent (at most
-    ``2.5 * n_lags``). Without holes: half the diagonal / ``n_lags``.
+    ``2.5 * n_lags``). Positioned samples (``hole_ids`` None, or every id distinct) are each their
+    own hole, so the lag is the closest sample spacing (median nearest-neighbour distance). All
+    samples in one hole: half the diagonal / ``n_lags``.
 
     Parameters
     ----------
     xyz : array_like, shape (n, 3)
         Composite positions.
     hole_ids : array_like, shape (n,), optional
-        Hole of each composite.
+        Hole of each composite; None: each sample its own hole.
     n_lags : int
         Smallest number of lags.
 
@@ -593,8 +663,10 @@ def default_lag(xyz, hole_ids=None, n_lags: int = 12) -> tuple[float, int]:
     xyz = np.asarray(xyz, dtype=float)
     extent = float(np.linalg.norm(np.ptp(xyz, axis=0))) if len(xyz) else 0.0
     fallback = max(0.5 * extent / n_lags, 1e-9)
-    if hole_ids is None or len(xyz) < 3:
+    if len(xyz) < 3:
         return fallback, int(n_lags)
+    if hole_ids is None:
+        hole_ids = np.arange(len(xyz))
     codes = pd.factorize(pd.Series(np.asarray(hole_ids)))[0]
     if codes.max() < 1:
         return fallback, int(n_lags)
@@ -635,6 +707,12 @@ def hole_directions(xyz, hole_ids) -> tuple[np.ndarray, np.ndarray]:
     n = np.linalg.norm(d, axis=1)
     ok = n > 0
     return d[ok] / n[ok, None], (last - first + 1)[ok].astype(float)
+
+
+def _has_holes(hole_ids) -> bool:
+    """Whether some hole holds two or more samples (else: positioned samples, no holes)."""
+    codes = pd.factorize(pd.Series(np.asarray(hole_ids)))[0]
+    return bool(codes.size and np.bincount(codes).max() > 1)
 
 
 def _downhole_step(xyz, hid, dep) -> float:

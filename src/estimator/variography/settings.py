@@ -18,7 +18,8 @@ class VariographySettings:
     half the domain's longest extent, at most 2.5x),
     ``lag_tolerance`` (None: lag / 2), ``tolerance`` (degrees), ``dip_tolerance`` (None: same),
     ``bandwidth_h`` and ``bandwidth_v`` (None: no limit), ``measure``, ``normal_score``,
-    ``downhole_lag`` (None: median spacing down the holes), ``downhole_n_lags``.
+    ``downhole_lag`` (None: median spacing down the holes), ``downhole_n_lags`` (positioned
+    samples without holes have no down-hole variogram and no nugget floor).
     ``fit`` group: ``n_structures``, ``types``, ``nugget`` (a number fixes it), ``nugget_method``
     (``"fit"``: fitted with the structures, starting from the down-hole estimate; ``"downhole"``:
     the down-hole variogram's first ``nugget_lags`` lags extrapolated to zero and kept),
@@ -28,8 +29,8 @@ class VariographySettings:
     lag's mean distance along the nominal direction), ``nugget_floor`` (a fitted nugget stays at
     or above this fraction of the down-hole nugget), ``tabular`` (when the composites' smallest
     principal spread is below this fraction of the middle one, the domain is taken as tabular: the
-    minor axis is the normal of its plane and the major axis is found by a fan in that plane; 0
-    turns it off), ``tabular_check`` (below this ratio but above ``tabular``, both that and the
+    minor axis is the normal of its plane and the major axis is fitted on the variogram map in
+    that plane, a fan as fallback; 0 turns it off), ``tabular_check`` (below this ratio but above ``tabular``, both that and the
     free orientation are fitted and the one with the lower leave-holes-out cross-validation RMSE
     is kept), ``max_anisotropy`` (largest ratio between two ranges of one structure, major /
     semi-major and major / minor included, in the fit of the structures (not in the one-structure

@@ -31,6 +31,28 @@ def settings_of(entry: VariographyEntry | None) -> VariographySettings:
     )
 
 
+def hole_codes(hole_ids) -> np.ndarray:
+    """Integer hole codes in which a sample without a hole id is its own hole.
+
+    Positioned samples (``data.samples``) carry ``hole_id`` ``""`` when the file has none; taken
+    as one hole, they would make a "down-hole" variogram of samples in file order and floor the
+    nugget at it. Blank ids (``""``, ``nan``, ``None``) each get a code of their own.
+
+    Examples
+    --------
+    >>> hole_codes(["", "", "DH1", "DH1", ""]).tolist()
+    [1, 2, 0, 0, 3]
+    """
+    ids = pd.Series(np.asarray(hole_ids, dtype=object)).astype(str).str.strip()
+    blank = ids.str.lower().isin(["", "nan", "none"]).to_numpy()
+    codes = np.empty(len(ids), dtype=np.int64)
+    named = pd.factorize(ids[~blank])[0] if (~blank).any() else np.zeros(0, np.int64)
+    codes[~blank] = named
+    start = int(named.max()) + 1 if named.size else 0
+    codes[blank] = start + np.arange(int(blank.sum()))
+    return codes
+
+
 def _sig(x: float, digits: int = 4) -> float:
     return float(f"{x:.{digits}g}")
 
@@ -94,8 +116,13 @@ def experimental_for_model(
     return table
 
 
-def variography_stage(cfg: RunConfig, comps: pd.DataFrame, *, plots: bool = True):
+def variography_stage(
+    cfg: RunConfig, comps: pd.DataFrame, *, plots: bool = True, progress: bool = False
+):
     """Models for every domain and grade, with experimental tables and plots.
+
+    Each domain and grade is logged as it starts (INFO); ``progress`` also shows a bar on
+    stderr (the CLI turns it on for terminals).
 
     Returns
     -------
@@ -113,52 +140,71 @@ def variography_stage(cfg: RunConfig, comps: pd.DataFrame, *, plots: bool = True
     figures: dict = {}
     notes: list[str] = []
     units = cfg.data.length_unit or "data units"
-    for dom in cfg.domain_names:
-        sel = (comps["domain"] == dom).to_numpy()
-        sub = comps.loc[sel]
-        for grade in cfg.grades:
-            entry = cfg.variography.get(dom, {}).get(grade)
-            s = settings_of(entry)
-            ok = np.isfinite(sub[grade].to_numpy(float))
-            xyz = sub.loc[ok, ["x", "y", "z"]].to_numpy(float)
-            values = sub.loc[ok, grade].to_numpy(float)
-            holes = sub.loc[ok, "hole_id"].astype(str).to_numpy() if "hole_id" in sub else None
-            depths = (
-                0.5 * (sub.loc[ok, "from"].to_numpy(float) + sub.loc[ok, "to"].to_numpy(float))
-                if "from" in sub
-                else None
-            )
-            explicit = entry is not None and entry.model is not None
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", EstimationWarning)
-                if explicit:
-                    model = entry.model.to_model()
-                    table = (
-                        experimental_for_model(xyz, values, holes, depths, model, s)
-                        if len(values) >= 2
-                        else pd.DataFrame()
+    pairs = [(dom, grade) for dom in cfg.domain_names for grade in cfg.grades]
+    bar = None
+    if progress:
+        import sys
+
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(pairs), desc="variography", unit="model", file=sys.stderr)
+    for k, (dom, grade) in enumerate(pairs, start=1):
+        sub = comps.loc[(comps["domain"] == dom).to_numpy()]
+        entry = cfg.variography.get(dom, {}).get(grade)
+        s = settings_of(entry)
+        ok = np.isfinite(sub[grade].to_numpy(float))
+        what = (
+            "experimental variograms along the given model's axes"
+            if entry is not None and entry.model is not None
+            else "fitting a model"
+        )
+        log.info("  %s %s (%d of %d): %s, %d composites", dom, grade, k, len(pairs), what,
+                 int(ok.sum()))  # fmt: skip
+        if bar is not None:
+            bar.set_postfix_str(f"{dom} {grade}")
+        xyz = sub.loc[ok, ["x", "y", "z"]].to_numpy(float)
+        values = sub.loc[ok, grade].to_numpy(float)
+        holes = hole_codes(sub.loc[ok, "hole_id"]) if "hole_id" in sub else None
+        depths = (
+            0.5 * (sub.loc[ok, "from"].to_numpy(float) + sub.loc[ok, "to"].to_numpy(float))
+            if "from" in sub
+            else None
+        )
+        explicit = entry is not None and entry.model is not None
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", EstimationWarning)
+            if explicit:
+                model = entry.model.to_model()
+                table = (
+                    experimental_for_model(xyz, values, holes, depths, model, s)
+                    if len(values) >= 2
+                    else pd.DataFrame()
+                )
+                source = "config"
+            else:
+                if len(values) < 2:
+                    msg = (
+                        f"variography.{dom}.{grade}: {len(values)} composite(s) with a {grade} value; "
+                        f"too few to fit a model: give variography.{dom}.{grade}.model explicitly"
                     )
-                    source = "config"
-                else:
-                    if len(values) < 2:
-                        msg = (
-                            f"variography.{dom}.{grade}: {len(values)} composite(s) with a {grade} value; "
-                            f"too few to fit a model: give variography.{dom}.{grade}.model explicitly"
-                        )
-                        raise DataError(msg)
-                    model, table, _diag = variography(xyz, values, holes, s, depths=depths)
-                    model = rounded(model)
-                    source = "fitted"
-            for w in caught:
-                notes.append(f"variography.{dom}.{grade}: {w.message}")
-            models.setdefault(dom, {})[grade] = model
-            if len(table):
-                tables.append(table.assign(domain=dom, grade=grade, source=source))
-                if plots:
-                    figures[f"{dom}_{grade}"] = plot_variograms(
-                        table,
-                        model if not s.normal_score or explicit else None,
-                        title=f"{dom} / {grade} ({source} model, {len(values)} composites)",
-                        units=units,
-                    )
+                    raise DataError(msg)
+                model, table, _diag = variography(xyz, values, holes, s, depths=depths)
+                model = rounded(model)
+                source = "fitted"
+        for w in caught:
+            notes.append(f"variography.{dom}.{grade}: {w.message}")
+        models.setdefault(dom, {})[grade] = model
+        if len(table):
+            tables.append(table.assign(domain=dom, grade=grade, source=source))
+            if plots:
+                figures[f"{dom}_{grade}"] = plot_variograms(
+                    table,
+                    model if not s.normal_score or explicit else None,
+                    title=f"{dom} / {grade} ({source} model, {len(values)} composites)",
+                    units=units,
+                )
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
     return models, tables, figures, notes
