@@ -307,3 +307,10 @@ def test_first_run_says_it_compiles(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("estimator.cli._numba_cache_is_cold", lambda: False)
     assert main(["run", str(cfg), "--until", "data"]) == 0
     assert "compiling" not in capsys.readouterr().err
+
+
+def test_variography_shows_progress_per_model(tmp_path, capsys):
+    cfg = _config(tmp_path)
+    assert main(["run", str(cfg), "--until", "variograms"]) == 0
+    err = capsys.readouterr().err
+    assert "all au (1 of 1): experimental variograms along the given model's axes" in err

@@ -297,7 +297,7 @@ def stage_variograms(state: RunState) -> None:
 
     cfg = state.config
     comps = state.results["composites"]
-    models, tables, figures, notes = variography_stage(cfg, comps)
+    models, tables, figures, notes = variography_stage(cfg, comps, progress=state.progress)
     state.results["models"] = models
     for note in notes:
         state.note(note)
