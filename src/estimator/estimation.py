@@ -48,11 +48,12 @@ def search_passes(cfg: RunConfig):
 def _hole_codes(comps: pd.DataFrame) -> np.ndarray:
     """Integer hole codes, stable for given hole names (sorted unique names).
 
-    Positioned samples without a hole id (``""``) each count as a hole of their own, so
+    Positioned samples without a hole id (``""``, ``nan``, ``None``: the blanks of
+    :func:`estimator.variography.stage.hole_codes`) each count as a hole of their own, so
     ``max_per_hole`` never lumps unrelated points together.
     """
-    names = comps["hole_id"].astype(str).to_numpy().astype(object)
-    blank = names == ""
+    names = comps["hole_id"].astype(str).str.strip().to_numpy().astype(object)
+    blank = np.isin(np.char.lower(names.astype(str)), ["", "nan", "none"])
     names[blank] = [f"\x00row{i}" for i in np.flatnonzero(blank)]
     _, codes = np.unique(names.astype(str), return_inverse=True)
     return codes.astype(np.int64)
