@@ -165,3 +165,27 @@ def test_points_with_logged_zones_and_a_block_rule(tmp_path):
     # half the area is OX (x < 50) and a quarter SU: blocks follow the nearest sample's zone
     assert vol["ox"] == pytest.approx(0.5 * 100 * 100, rel=0.1)
     assert vol["su"] == pytest.approx(0.25 * 100 * 100, rel=0.15)
+
+
+def test_walker_lake_gslib_file_as_a_new_user_writes_it(tmp_path):
+    """GSLIB names columns in words ("Xlocation in meter", "V variable, concentration in ppm"):
+    the first word finds them; U's 1e31 is GSLIB's missing-value code, not a grade."""
+    cfg = {
+        "name": "walker",
+        "data": {"samples": str(DATA / "walker-lake" / "walker.dat"), "length_unit": "m",
+                 "grade_unit": "ppm"},
+        "grades": ["v", "u"],
+        "block_model": {"origin": [0, 0, -0.5], "block_size": [10, 10, 1], "shape": [26, 30, 1]},
+        "estimation": {"passes": [{"ranges": [100, 100, 10], "min_samples": 1,
+                                   "max_samples": 16}]},
+        "output": str(tmp_path / "run"),
+    }  # fmt: skip
+    assert main(["run", str(_write(tmp_path, cfg)), "--quiet"]) == 0
+    comps = pd.read_csv(tmp_path / "run" / "composites.csv")
+    assert len(comps) == 470
+    assert comps["u"].isna().sum() == 195 and comps["u"].max() < 1e5
+    report = pd.read_csv(tmp_path / "run" / "data_report.csv")
+    row = report[report["code"] == "gslib_missing_code"]
+    assert len(row) == 1 and "195 values of u" in row["what"].iloc[0]
+    meta = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert not any("minor" in w for w in meta["warnings"])  # 2-D data: nothing to say

@@ -661,7 +661,7 @@ def _fmt_loc(loc: tuple) -> str:
         if (
             text.lower() in _TYPE_TAGS
             or any(c in text for c in "[]()")
-            or text.startswith("function-")
+            or text.startswith(("function-", "constrained-"))
         ):
             continue
         out += ("." if out else "") + text
@@ -681,10 +681,22 @@ def _short(value: Any) -> str:
         return "<nested too deeply>"
 
 
+#: Error types of the union branches a value plainly does not take (a number given where a
+#: mapping is one of the options): left out when another branch explains the problem.
+_BRANCH_MISMATCH = {"dict_type", "list_type", "tuple_type", "model_type", "string_type"}
+
+
 def _format_errors(err: ValidationError) -> list[str]:
     lines = []
     seen = set()
-    for e in err.errors():
+    errors = err.errors()
+    by_loc: dict[str, list[str]] = {}
+    for e in errors:
+        by_loc.setdefault(_fmt_loc(e["loc"]), []).append(e["type"])
+    for e in errors:
+        types = by_loc[_fmt_loc(e["loc"])]
+        if e["type"] in _BRANCH_MISMATCH and any(t not in _BRANCH_MISMATCH for t in types):
+            continue
         loc = _fmt_loc(e["loc"])
         msg = e["msg"]
         for prefix in ("Value error, ", "Assertion failed, "):

@@ -125,6 +125,7 @@ def find_columns(
             )
             raise DataError(msg)
         by_upper[key] = h
+    _add_first_words(by_upper, header)
     mapping = mapping or {}
     optional = set(optional)
     found: dict[str, str | None] = {}
@@ -445,11 +446,50 @@ def _select(raw: pd.DataFrame, cols: Mapping[str, str | None]) -> pd.DataFrame:
     return out
 
 
+#: GSLIB programs treat values at or above this (1e21, 1e31, ...) as missing.
+GSLIB_MISSING = 1e21
+
+
+def _gslib_missing(raw: pd.DataFrame, gcols: Mapping[str, str], name: str, report) -> pd.DataFrame:
+    """Grades at or above :data:`GSLIB_MISSING` in a GSLIB file are its missing-value code."""
+    raw = raw.copy()
+    for g, col in gcols.items():
+        values = v.to_numbers(raw[col])
+        code = np.isfinite(values) & (np.abs(values) >= GSLIB_MISSING)
+        if code.any():
+            report.add(
+                name, None, "", "gslib_missing_code",
+                f"{int(code.sum())} values of {g} (column {col!r}) are {v.fmt(values[code][0])} "
+                f"or another number of {GSLIB_MISSING:g} or more: GSLIB's missing-value code",
+                "not sampled (NaN)",
+            )  # fmt: skip
+            raw.loc[code, col] = ""
+    return raw
+
+
+def _add_first_words(by_upper: dict[str, str], header: Sequence[str]) -> None:
+    """Let a column also be found by the first word of a descriptive name.
+
+    GSLIB files name columns in words (``Xlocation in meter``, ``V variable, concentration in
+    ppm``); their first word (``XLOCATION``, ``V``) matches when it is the first word of no
+    other column and not itself a column name.
+    """
+    words: dict[str, list[str]] = {}
+    for h in header:
+        parts = h.strip().replace(",", " ").split()
+        if len(parts) > 1:
+            words.setdefault(parts[0].upper(), []).append(h)
+    for word, cols in words.items():
+        if len(cols) == 1 and word not in by_upper:
+            by_upper[word] = cols[0]
+
+
 def _grade_columns(header, grades: Sequence[str], mapping: Mapping[str, str]) -> dict[str, str]:
     """Grade name -> file column for the grades this file has (case-insensitive)."""
     by_upper: dict[str, str] = {}
     for h in header:
         by_upper.setdefault(str(h).strip().upper(), h)
+    _add_first_words(by_upper, [str(h) for h in header])
     found = {}
     for g in grades:
         for w in (mapping.get(g), g):
@@ -683,7 +723,8 @@ def read_samples(data, grades: Sequence[str], report: DataReport) -> pd.DataFram
     grades = [g.lower() for g in grades]
     rules = _rules(data, grades)
     path = _check_path(data.samples, "samples")
-    raw = _read_gslib_text(path) if _is_gslib(path) else _read_csv(path)
+    gslib = _is_gslib(path)
+    raw = _read_gslib_text(path) if gslib else _read_csv(path)
     if raw.empty:
         msg = f"{path.name}: a header but no rows: no sample to read"
         raise DataError(msg)
@@ -701,6 +742,8 @@ def read_samples(data, grades: Sequence[str], report: DataReport) -> pd.DataFram
             f"{', '.join(header)}). Map it with data.columns.{missing[0]}"
         )
         raise DataError(msg)
+    if gslib:
+        raw = _gslib_missing(raw, gcols, path.name, report)
     df = _select(raw, cols)
     df["hole_id"] = df["hole_id"].astype(str).str.strip() if "hole_id" in df else ""
     df["zone"] = df["zone"].astype(str).str.strip() if "zone" in df else ""

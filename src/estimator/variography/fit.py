@@ -240,7 +240,8 @@ def fit_model(
     types = _structure_types(tuple(types), n_structures)
     info = {"warnings": []}
     for name, g in experimental.groupby("direction", sort=False):
-        if (g["n_pairs"] >= min_pairs).sum() == 0:
+        if (g["n_pairs"] >= min_pairs).sum() == 0 and not (tie_minor and name == "minor"):
+            # (in 2-D data no pair is separated along the minor axis: nothing to say)
             info["warnings"].append(
                 f"direction {name!r}: no lag with at least {min_pairs} pairs; left out of the fit"
             )
