@@ -59,13 +59,18 @@ def _sig(x: float, digits: int = 4) -> float:
 
 def rounded(model):
     """A fitted model rounded the way a geologist writes one: 4 significant digits for the
-    nugget, sills and ranges, 0.1 degree for the angles.
+    nugget, sills and ranges, 0.1 degree for the angles; a structure holding less than 0.01 %
+    of the sill (a fit that had no use for it) is left out.
 
     The rounded model is the one estimation uses and ``variograms.yaml`` shows, so pasting the
     file back into the config reproduces the run exactly.
     """
     from estimator.variography.models import Structure, VariogramModel
 
+    total = model.nugget + sum(s.sill for s in model.structures)
+    keep = [s for s in model.structures if s.sill >= 1e-4 * total]
+    if not keep:
+        keep = [max(model.structures, key=lambda s: s.sill)]
     return VariogramModel(
         _sig(model.nugget),
         tuple(
@@ -75,7 +80,7 @@ def rounded(model):
                 tuple(_sig(r) for r in s.ranges),
                 tuple(round(a, 1) + 0.0 for a in s.angles),
             )
-            for s in model.structures
+            for s in keep
         ),
     )
 
