@@ -15,6 +15,7 @@ from estimator.cli import main
 from estimator.io.output import file_sha256
 from estimator.io.wireframe import write_obj
 from estimator.kriging.parallel import FLAG_BITS, block_flags
+from helpers import box_mesh
 
 
 def _holes(folder: Path, seed=11, spacing=2.0) -> None:
@@ -123,17 +124,7 @@ def test_block_flags_bits():
 
 
 def _box_obj(path: Path, lo, hi) -> None:
-    x0, y0, z0 = lo
-    x1, y1, z1 = hi
-    v = np.array(
-        [[x0, y0, z0], [x1, y0, z0], [x1, y1, z0], [x0, y1, z0],
-         [x0, y0, z1], [x1, y0, z1], [x1, y1, z1], [x0, y1, z1]], dtype=float
-    )  # fmt: skip
-    f = np.array(
-        [[0, 2, 1], [0, 3, 2], [4, 5, 6], [4, 6, 7], [0, 1, 5], [0, 5, 4],
-         [1, 2, 6], [1, 6, 5], [2, 3, 7], [2, 7, 6], [3, 0, 4], [3, 4, 7]]
-    )  # fmt: skip
-    write_obj(path, v, f)
+    write_obj(path, *box_mesh(lo, hi))
 
 
 def test_block_model_explains_itself(tmp_path):

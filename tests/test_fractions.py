@@ -16,6 +16,7 @@ from estimator.blockmodel.fractions import (
 )
 from estimator.blockmodel.grid import BlockGrid
 from estimator.geometry.mesh import points_inside
+from helpers import box_mesh
 
 
 def plane(z_of, lo=(-1000, -1000), hi=(1000, 1000), n=1):
@@ -103,16 +104,7 @@ def test_surface_columns_take_the_highest_triangle():
 
 
 def box(lo, hi):
-    x0, y0, z0 = lo
-    x1, y1, z1 = hi
-    v = np.array(
-        [[x0, y0, z0], [x1, y0, z0], [x1, y1, z0], [x0, y1, z0],
-         [x0, y0, z1], [x1, y0, z1], [x1, y1, z1], [x0, y1, z1]], dtype=float
-    )  # fmt: skip
-    f = np.array(
-        [[0, 2, 1], [0, 3, 2], [4, 5, 6], [4, 6, 7], [0, 1, 5], [0, 5, 4],
-         [1, 2, 6], [1, 6, 5], [2, 3, 7], [2, 7, 6], [3, 0, 4], [3, 4, 7]]
-    )  # fmt: skip
+    v, f = box_mesh(lo, hi)
     return SimpleNamespace(vertices=v, faces=f)  # what the fractions use of a Wireframe
 
 
