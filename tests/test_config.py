@@ -39,7 +39,8 @@ def test_minimal_config_resolves_paths_against_its_folder(folder):
     assert cfg.data.assays[0].path == folder / "a1.csv"
     assert cfg.data.assays[0].tranche is None
     assert cfg.grades == ["pd"]
-    assert cfg.output == folder / "runs" / "t"
+    assert cfg.output.path == folder / "runs" / "t"
+    assert cfg.output.format == "auto"
     assert cfg.domain_names == ["all"]
     assert cfg.data.dip == "negative_down"
     assert cfg.data.below_detection == "half"

@@ -281,6 +281,9 @@ class ExperimentalConfig(_Section):
     normal_score: bool = False
     downhole_lag: PositiveFloat | None = None
     downhole_n_lags: PositiveInt = 10
+    #: Compute and plot the experimental variograms of an explicit model too (for comparison);
+    #: a fitted model always has them. Default: only for fitted models.
+    plot: bool = False
 
 
 class FitConfig(_Section):
@@ -455,10 +458,24 @@ class InterceptsConfig(_Section):
         return self
 
 
+class SecurityConfig(_Section):
+    """TLS files for a ``tls://`` scheduler (dask's own security settings)."""
+
+    ca_file: InPath
+    cert_file: InPath
+    key_file: InPath | None = None
+
+
 class ComputeConfig(_Section):
-    """Where the block estimates are computed."""
+    """Where the block estimates are computed.
+
+    ``scheduler``: ``threads`` (default), ``processes``, ``synchronous``, ``cluster`` (a dask
+    LocalCluster of ``workers`` processes that estimator starts on 127.0.0.1 only) or the address
+    of a running dask scheduler (``tcp://host:8786``, ``tls://host:8786`` with ``security``).
+    """
 
     scheduler: str = "threads"
+    security: SecurityConfig | None = None
     chunks: IntTriple = (64, 64, 32)
     workers: PositiveInt | None = None
     #: Seconds to wait for a dask.distributed scheduler before giving up (checked before the
@@ -475,11 +492,11 @@ _ADDRESS = re.compile(r"^(tcp|tls|ucx)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.\-]+):\
 
 
 def _scheduler_value(v: str) -> str:
-    if v in ("threads", "processes", "synchronous") or _ADDRESS.match(v.strip()):
+    if v in ("threads", "processes", "synchronous", "cluster") or _ADDRESS.match(v.strip()):
         return v.strip()
     msg = (
-        "expected threads, processes, synchronous or a scheduler address with its port, like "
-        f"tcp://host:8786, got {v!r}"
+        "expected threads, processes, synchronous, cluster or a scheduler address with its port, "
+        f"like tcp://host:8786, got {v!r}"
     )
     raise ValueError(msg)
 
@@ -490,6 +507,19 @@ def check_scheduler(value: str, key: str = "compute.scheduler") -> str:
         return _scheduler_value(str(value))
     except ValueError as err:
         raise ConfigError(f"{key}: {err}") from None
+
+
+class OutputConfig(_Section):
+    """The run folder and the block model's file format.
+
+    ``format``: ``netcdf`` (``blockmodel.nc``, one file, read whole), ``zarr``
+    (``blockmodel.zarr``, written chunk by chunk as blocks are estimated, never whole in memory)
+    or ``auto`` (NetCDF up to ``netcdf_max_blocks`` blocks x domains, Zarr above).
+    """
+
+    path: OutPath = Path("runs")
+    format: Literal["netcdf", "zarr", "auto"] = "auto"
+    netcdf_max_blocks: PositiveInt = 5_000_000
 
 
 class RunConfig(_Section):
@@ -508,8 +538,14 @@ class RunConfig(_Section):
     report: ReportConfig = Field(default_factory=ReportConfig)
     intercepts: InterceptsConfig | None = None
     compute: ComputeConfig = Field(default_factory=ComputeConfig)
-    output: OutPath = Path("runs")
+    output: OutputConfig = Field(default_factory=lambda: OutputConfig())
     source: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("output", mode="before")
+    @classmethod
+    def _output_path(cls, v: Any) -> Any:
+        # `output: runs/x` is short for `output: {path: runs/x}`
+        return {"path": v} if isinstance(v, (str, Path)) else v
 
     @field_validator("grades")
     @classmethod
@@ -736,8 +772,12 @@ def parse_config(
         msg = f"{source}: expected a YAML mapping of sections (name, data, grades, ...), got {type(raw).__name__}"
         raise ConfigError(msg)
     raw = dict(raw)
-    if "output" not in raw and "name" in raw:
-        raw["output"] = f"runs/{raw['name']}"
+    if "name" in raw:
+        out = raw.get("output")
+        if out is None:
+            raw["output"] = f"runs/{raw['name']}"
+        elif isinstance(out, dict) and "path" not in out:
+            raw["output"] = {**out, "path": f"runs/{raw['name']}"}
     try:
         cfg = RunConfig.model_validate(raw, context={"base": base, "check_files": check_files})
     except ValidationError as err:

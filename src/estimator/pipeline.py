@@ -561,7 +561,7 @@ def run(
     until : str
         Last stage to run, one of :data:`STAGES`.
     out : path, optional
-        Run folder (default: ``cfg.output``).
+        Run folder (default: ``cfg.output.path``).
     scheduler : str, optional
         Overrides ``compute.scheduler``.
     progress : bool
@@ -573,7 +573,7 @@ def run(
         msg = f"--until: unknown stage {until!r}; expected one of {', '.join(STAGES)}"
         raise DataError(msg)
     cfg = with_scheduler(cfg, scheduler)
-    folder = Path(out) if out is not None else Path(cfg.output)
+    folder = Path(out) if out is not None else Path(cfg.output.path)
     what = "--out" if out is not None else "output"
     output.check_output_folder(folder, what=what)
     output.check_no_input_overwritten(folder, input_files(cfg), RUN_FILES, what=what)
@@ -695,7 +695,7 @@ def _side_folder(folder: Path, what: str, inputs, names):
 def run_check(cfg: RunConfig, *, out: str | Path | None = None, progress=False) -> RunState:
     """``estimator check``: the data stage; writes the data report in its own folder
     (default ``<output>/check``), never in the run's."""
-    folder = Path(out) if out is not None else Path(cfg.output) / "check"
+    folder = Path(out) if out is not None else Path(cfg.output.path) / "check"
     names = ("data_report.csv", "run.json")
     with _side_folder(folder, "--out" if out else "check folder", input_files(cfg), names):
         state = RunState(config=cfg, out=folder, progress=progress)
@@ -734,7 +734,7 @@ def run_intercepts(
         raise DataError(msg)
     rules = cfg.intercepts
     grade = (rules.grade or cfg.grades[0]).lower()
-    folder = Path(out) if out is not None else Path(cfg.output) / "intercepts"
+    folder = Path(out) if out is not None else Path(cfg.output.path) / "intercepts"
     names = ("intercepts.csv", "intercepts.txt", "data_report.csv", "run.json")
     with _side_folder(folder, "--out" if out else "intercepts folder", input_files(cfg), names):
         state = RunState(config=cfg, out=folder)

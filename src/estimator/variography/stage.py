@@ -27,7 +27,7 @@ def settings_of(entry: VariographyEntry | None) -> VariographySettings:
     """The stage settings of a config entry (defaults when the entry is absent)."""
     entry = entry or VariographyEntry()
     return VariographySettings.from_dict(
-        {"experimental": entry.experimental.model_dump(), "fit": entry.fit.model_dump()}
+        {"experimental": entry.experimental.model_dump(exclude={"plot"}), "fit": entry.fit.model_dump()}
     )
 
 
