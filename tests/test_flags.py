@@ -149,7 +149,7 @@ def test_block_model_explains_itself(tmp_path):
         for name in ds.data_vars:
             assert "long_name" in ds[name].attrs, name
         assert ds["au_flag"].attrs["flag_meanings"].split() == list(FLAG_BITS)
-        assert ds["density"].attrs["units"] == "t per cubic m"
+        assert "density" not in ds  # a constant per domain: the report takes it from the config
         assert ds.attrs["run_name"] == "flags"
         assert ds.attrs["config_sha256"] == file_sha256(cfg)
         assert ds.attrs["estimator_version"]

@@ -88,12 +88,21 @@ def cmd_run(args) -> int:
     cfg = with_scheduler(load_config(args.config), args.scheduler)
     _announce_compilation(args)
     state = run(
-        cfg, until=args.until, out=args.out, scheduler=args.scheduler, progress=_progress(args)
+        cfg,
+        until=args.until,
+        out=args.out,
+        scheduler=args.scheduler,
+        progress=_progress(args),
+        reuse=not args.recompute,
     )
     if args.quiet:
         return 0
     _print_report_summary(state.report.to_frame(), state.folder)
     _print_files(state)
+    if state.stages:
+        print("\nStages:")
+        for name, rec in state.stages.items():
+            print(f"  {name:12s} {rec['status']:9s} {rec['why']}")
     table = state.results.get("grade_tonnage")
     if table is not None:
         grade = cfg.report.grade or cfg.grades[0]
@@ -209,6 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="report",
         choices=["data", "composites", "variograms", "estimate", "report"],
         help="last stage to run",
+    )
+    r.add_argument(
+        "--recompute",
+        action="store_true",
+        help="run every stage, even those whose inputs did not change since the last run",
     )
     r.set_defaults(func=cmd_run)
 

@@ -142,9 +142,6 @@ def estimate_stage(
         topography=topography,
     )
     ds["fraction"] = (ds["fraction"].dims, volumes.fractions)
-    density = [(cfg.domain(d).density if cfg.domain(d) else None) for d in domains]
-    if any(v is not None for v in density):
-        ds["density"] = ("domain", np.array([np.nan if v is None else v for v in density]))
 
     codes = _hole_codes(composites)
     xyz_all = composites[["x", "y", "z"]].to_numpy(float)

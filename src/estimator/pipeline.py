@@ -1,8 +1,13 @@
-"""The one orchestrator: which stage runs when, and what gets written where.
+"""The one orchestrator: which stage runs when, what it reads, and what is reused.
 
 Stages (SPEC section 4), in order: ``data`` (load, validate, desurvey, flag domains),
-``composites``, ``variograms``, ``estimate``, ``report``. Each stage is a function of the typed
-config and the previous stages' results; only this module and ``estimator.io`` touch disk.
+``composites``, ``variograms``, ``estimate``, ``report``. :data:`STAGE_TABLE` declares, for each,
+the config keys it reads (hashed), the artefacts of earlier stages it takes and the artefacts it
+makes; the stage functions (:mod:`estimator.stages`) see nothing else. This module alone decides
+the order, loads and persists artefacts through :mod:`estimator.io`, and records in ``run.json``
+each stage's input hash (declared config keys with input files by content, upstream artefact
+hashes, estimator version) and its files' SHA-256. A stage whose input hash is unchanged and
+whose files are intact is reused from the run folder, not recomputed.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import logging
 import platform
 import time
 import uuid
-import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,30 +28,109 @@ import pandas as pd
 from estimator import __version__
 from estimator.config import RunConfig, check_scheduler
 from estimator.datareport import DataReport
-from estimator.errors import DataError, EstimationWarning
+from estimator.errors import DataError
 from estimator.interrupt import check as check_interrupt
+from estimator.io import artefacts as art
 from estimator.io import output
+from estimator.provenance import config_document, input_hash, project, what_changed
+from estimator.stages import (
+    ConfigView,
+    Inputs,
+    StageContext,
+    stage_composites,
+    stage_data,
+    stage_estimate,
+    stage_report,
+    stage_variograms,
+)
 
 log = logging.getLogger(__name__)
 
-STAGES = ("data", "composites", "variograms", "estimate", "report")
-#: What each stage does, in the geologist's words (progress messages).
-STAGE_WORDS = {
-    "data": "Reading, validating and desurveying the data; flagging domains",
-    "composites": "Compositing within domains; capping",
-    "variograms": "Variography",
-    "estimate": "Building the block model and estimating blocks",
-    "report": "Grade-tonnage report",
-}
-#: The config sections each stage reads (besides its inputs from earlier stages): what an
-#: incremental update compares to decide which stages must run again.
-STAGE_SECTIONS = {
-    "data": ("data", "grades", "domains"),
-    "composites": ("composites", "capping"),
-    "variograms": ("variography",),
-    "estimate": ("block_model", "estimation", "classification", "compute"),
-    "report": ("report",),
-}
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage: its function and what it depends on.
+
+    ``config``: config key paths whose values decide its result (hashed; ``a.b[*].c`` for a field
+    of every list item); ``reads``: sections it reads that do not change its result (``name``
+    titles, ``compute`` only decides where it runs); ``inputs``: artefacts of earlier stages;
+    ``outputs``: artefacts it makes.
+    """
+
+    name: str
+    func: Callable[[StageContext], dict]
+    words: str
+    config: tuple[str, ...]
+    reads: tuple[str, ...] = ()
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    needs: str | None = None  # a config section without which the stage does not run
+
+    @property
+    def sections(self) -> set[str]:
+        """Top-level config sections the stage may read."""
+        return {p.split(".")[0].removesuffix("[*]") for p in (*self.config, *self.reads)}
+
+
+STAGE_TABLE = (
+    Stage(
+        "data", stage_data, "Reading, validating and desurveying the data; flagging domains",
+        config=("data", "grades", "domains[*].name", "domains[*].wireframe", "domains[*].zone_code"),
+        outputs=("holes", "intervals", "samples"),
+    ),
+    Stage(
+        "composites", stage_composites, "Compositing within domains; capping",
+        config=("composites", "capping", "grades", "data.assays", "data.length_unit"),
+        inputs=("holes", "intervals", "samples"),
+        outputs=("composites",),
+    ),
+    Stage(
+        "variograms", stage_variograms, "Variography",
+        config=("variography", "grades", "domains[*].name", "data.length_unit"),
+        reads=("name",),
+        inputs=("composites",),
+        outputs=("models", "variogram_table", "variogram_plots"),
+        needs="estimation",
+    ),
+    Stage(
+        "estimate", stage_estimate, "Building the block model and estimating blocks",
+        config=(
+            "block_model", "estimation", "classification", "grades", "domains[*].name",
+            "domains[*].wireframe", "domains[*].blocks", "data.topography", "data.length_unit",
+            "data.grade_unit",
+        ),
+        reads=("name", "compute"),
+        inputs=("composites", "models", "intervals", "samples"),
+        outputs=("blockmodel",),
+        needs="estimation",
+    ),
+    Stage(
+        "report", stage_report, "Grade-tonnage report",
+        config=(
+            "report", "grades", "domains[*].name", "domains[*].density", "data.grade_unit",
+            "classification.classes[*].name",
+        ),
+        reads=("name",),
+        inputs=("blockmodel",),
+        outputs=("grade_tonnage", "grade_tonnage_plot"),
+        needs="estimation",
+    ),
+)  # fmt: skip
+STAGES = tuple(s.name for s in STAGE_TABLE)
+
+
+def stage_table_markdown() -> str:
+    """The stage table as docs/DESIGN.md shows it (a test keeps the two the same)."""
+    lines = [
+        "| stage | config keys (hashed) | also reads | inputs | outputs |",
+        "|---|---|---|---|---|",
+    ]
+    for s in STAGE_TABLE:
+        cells = [s.config, s.reads, s.inputs, s.outputs]
+        text = [", ".join(f"`{c}`" for c in cell) or "-" for cell in cells]
+        lines.append(f"| `{s.name}` | " + " | ".join(text) + " |")
+    return "\n".join(lines)
+STAGE_WORDS = {s.name: s.words for s in STAGE_TABLE}
 #: Everything a run writes in its folder (relative paths); only these are ever replaced.
 RUN_FILES = (
     "run.json",
@@ -57,484 +141,160 @@ RUN_FILES = (
     "blockmodel.nc",
     "grade_tonnage.csv",
     "plots",
+    "artefacts",
     "reports",
     "failed",
 )
 
 
+# ---------------------------------------------------------------------------------------
+# artefacts on disk
+# ---------------------------------------------------------------------------------------
+def _table(name: str) -> tuple[str, str]:
+    """A table artefact's CSV and its dtypes sidecar (relative paths)."""
+    return name, f"artefacts/{Path(name).name}.dtypes.json"
+
+
+def persist(name: str, obj: Any, folder: Path, cfg: RunConfig) -> list[str]:
+    """Write artefact ``name`` under ``folder``; return the relative paths written."""
+    written: list[str] = []
+
+    def table(rel, frame):
+        csv, side = _table(rel)
+        art.save_table(folder / csv, frame, sidecar=folder / side)
+        written.extend([csv, side])
+
+    if obj is None:
+        return written
+    if name == "holes":
+        table("artefacts/collars.csv", obj.collars)
+        table("artefacts/surveys.csv", obj.surveys)
+    elif name in ("intervals", "samples"):
+        table(f"artefacts/{name}.csv", obj)
+    elif name == "composites":
+        table("composites.csv", obj)
+    elif name == "models":
+        header = (
+            "# Variogram models: paste under the config's `variography:` key.\n"
+            "# ranges = [major, semi-major, minor]; angles = GSLIB [ang1, ang2, ang3] (degrees).\n"
+        )
+        art.write_models(folder / "variograms.yaml", obj, header)
+        written.append("variograms.yaml")
+    elif name == "variogram_table":
+        output.write_csv(folder / "variograms_experimental.csv", obj)
+        written.append("variograms_experimental.csv")
+    elif name == "variogram_plots":
+        for key, fig in obj.items():
+            output.save_figure(folder / f"plots/variogram_{key}.png", fig)
+            written.append(f"plots/variogram_{key}.png")
+    elif name == "blockmodel":
+        output.write_netcdf(folder / "blockmodel.nc", obj)
+        written.append("blockmodel.nc")
+    elif name == "grade_tonnage":
+        output.write_csv(folder / "grade_tonnage.csv", obj)
+        written.append("grade_tonnage.csv")
+    elif name == "grade_tonnage_plot":
+        output.save_figure(folder / "plots/grade_tonnage.png", obj)
+        written.append("plots/grade_tonnage.png")
+    else:  # pragma: no cover - a stage returned an artefact nobody declared
+        msg = f"no way to persist artefact {name!r}"
+        raise ValueError(msg)
+    return written
+
+
+def load(name: str, files: list[str], folder: Path) -> Any:
+    """Read artefact ``name`` back from its files (``files`` as :func:`persist` listed them)."""
+    from estimator.drillholes.tables import Drillholes
+
+    def table(rel):
+        csv, side = _table(rel)
+        return art.load_table(folder / csv, sidecar=folder / side)
+
+    if name == "holes":
+        return Drillholes(
+            collars=table("artefacts/collars.csv"),
+            surveys=table("artefacts/surveys.csv"),
+            assays=None,
+            zones=None,
+            grades=(),
+        )
+    if name in ("intervals", "samples"):
+        return table(f"artefacts/{name}.csv")
+    if name == "composites":
+        return table("composites.csv")
+    if name == "models":
+        return art.load_models(folder / "variograms.yaml")
+    if name == "blockmodel":
+        return art.open_blockmodel(folder / "blockmodel.nc")
+    msg = f"artefact {name!r} is not read back by later stages"
+    raise ValueError(msg)
+
+
+# ---------------------------------------------------------------------------------------
+# the run
+# ---------------------------------------------------------------------------------------
 @dataclass
 class RunState:
-    """What the stages have produced so far (plain values, no hidden globals).
-
-    ``out`` is where the stages write (a staging folder inside the run folder until the run
-    finishes); ``folder`` is the run folder; ``files`` maps output keys to paths relative to it.
-    """
+    """What a run did: per stage its status and why, counts, notes, timings and files."""
 
     config: RunConfig
+    folder: Path
     out: Path
-    folder: Path | None = None
+    run_id: str = ""
     report: DataReport = field(default_factory=DataReport)
-    results: dict[str, Any] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
+    stages: dict[str, dict] = field(default_factory=dict)
     counts: dict[str, Any] = field(default_factory=dict)
-    files: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)  # output key -> relative path
+    outputs: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
+    results: dict[str, Any] = field(default_factory=dict)
     progress: bool = False
     client: Any = None
-    notes: list[str] = field(default_factory=list)
-    run_id: str = ""
-
-    def __post_init__(self):
-        if self.folder is None:
-            self.folder = self.out
 
     def note(self, text: str) -> None:
         """A warning for the geologist: logged now and repeated in run.json."""
         log.warning(text)
         self.notes.append(text)
 
-    def write(self, key: str, name: str) -> Path:
-        """Where to write output ``key`` (``name`` relative to the run folder)."""
-        self.files[key] = name
-        return self.out / name
+
+class _FileHashes:
+    """SHA-256 of input files, each read once per run."""
+
+    def __init__(self):
+        self._cache: dict[str, str] = {}
+
+    def __call__(self, path) -> str:
+        key = str(path)
+        if key not in self._cache:
+            p = Path(path)
+            self._cache[key] = output.file_sha256(p) if p.is_file() else "missing"
+        return self._cache[key]
 
 
-def _unit(cfg: RunConfig) -> str:
-    return cfg.data.length_unit or "data units"
-
-
-# ---------------------------------------------------------------------------------------
-# stages
-# ---------------------------------------------------------------------------------------
-def stage_data(state: RunState) -> None:
-    """Load and validate the tables, desurvey them and flag each interval's domain."""
-    from estimator.domains import flag_domains, sample_domains, wireframe_domains
-    from estimator.drillholes.desurvey import desurvey
-    from estimator.io.drillholes import read_drillholes, read_samples
+def _resources(cfg: RunConfig, report: DataReport, cache: dict) -> dict:
+    """Input files the stages use besides tables: wireframes and the topography, loaded once a
+    run (their report rows go to the data stage, which checks them)."""
     from estimator.io.topography import load_topography
     from estimator.io.wireframe import load_wireframe
 
-    cfg = state.config
-    report = state.report
-    wireframes = {}
-    for d in cfg.domains:
-        if d.wireframe is not None:
-            wireframes[d.name] = load_wireframe(d.wireframe, report=report)
-    state.results["wireframes"] = wireframes
-    topography = None
-    if cfg.data.topography is not None:
-        topography = load_topography(cfg.data.topography, report=report)
-    state.results["topography"] = topography
-
-    code_to_domain = {c: d.name for d in cfg.domains for c in d.zone_codes}
-    if not cfg.data.drillholes:
-        samples = read_samples(cfg.data, cfg.grades, report)
-        xyz = samples[["x", "y", "z"]].to_numpy(float)
-        if cfg.domains:
-            wf = wireframe_domains(cfg.domains, wireframes, xyz)
-            samples["domain"] = sample_domains(samples, code_to_domain, wf, report)
-        else:
-            samples["domain"] = "all"
-        state.results["samples"] = samples
-        state.results["domain_points"] = (xyz, samples["domain"].to_numpy(dtype=object))
-        state.counts.update(samples=len(samples), holes=int(samples["hole_id"].nunique()))
-        _check_placement(state, xyz, samples["domain"].to_numpy(dtype=object), None)
-        return
-
-    holes = read_drillholes(cfg.data, cfg.grades, report)
-    assays = holes.assays
-    mids = 0.5 * (assays["from"].to_numpy(float) + assays["to"].to_numpy(float))
-    xyz = desurvey(holes.collars, holes.surveys, assays["hole_id"].to_numpy(), mids)
-    if cfg.domains:
-        wf_domain = wireframe_domains(cfg.domains, wireframes, xyz) if wireframes else None
-        intervals = flag_domains(assays, holes.zones, code_to_domain, wf_domain, report)
-    else:
-        intervals = assays.assign(domain="all")
-    _check_dip_convention(state, holes, code_to_domain, wireframes)
-    mids = 0.5 * (intervals["from"].to_numpy(float) + intervals["to"].to_numpy(float))
-    ixyz = desurvey(holes.collars, holes.surveys, intervals["hole_id"].to_numpy(), mids)
-    state.results["drillholes"] = holes
-    state.results["intervals"] = intervals
-    state.results["domain_points"] = (ixyz, intervals["domain"].to_numpy(dtype=object))
-    state.counts.update(
-        holes=len(holes.collars),
-        survey_rows=len(holes.surveys),
-        assay_rows=len(assays),
-        intervals_by_domain=_value_counts(intervals["domain"]),
-    )
-    _check_placement(
-        state, ixyz, intervals["domain"].to_numpy(dtype=object), intervals["hole_id"].to_numpy()
-    )
-
-
-def _check_dip_convention(state: RunState, holes, code_to_domain, wireframes) -> None:
-    """Warn when the other dip convention puts the samples where the wireframes or zones are."""
-    try:
-        from estimator.drillholes.dipcheck import dip_convention_fit
-    except ImportError:  # pragma: no cover - the module ships with estimator
-        return
-    cfg = state.config
-    if cfg.data.surveys is None or not (wireframes or code_to_domain):
-        return
-    text = dip_convention_fit(
-        holes.collars, holes.surveys, holes.assays, holes.zones, code_to_domain, wireframes,
-        cfg.data.dip, grade=cfg.grades[0],
-    )  # fmt: skip
-    if text:
-        state.report.add(
-            Path(cfg.data.surveys).name, None, "", "dip_convention_suspect", text,
-            "kept as configured (data.dip): check it",
-        )  # fmt: skip
-        state.note(text)
-
-
-def _check_placement(state: RunState, xyz, domain, hole) -> None:
-    """Samples against wireframes and topography: nothing inside a wireframe, samples above
-    the ground surface."""
-    from estimator.blockmodel.fractions import surface_elevation_at
-
-    cfg = state.config
-    unit = _unit(cfg)
-    from estimator.geometry.mesh import points_inside
-
-    for d in cfg.domains:
-        wf = state.results["wireframes"].get(d.name)
-        if wf is None or points_inside(wf.vertices, wf.faces, xyz).any():
-            continue
-        lo, hi = xyz.min(axis=0), xyz.max(axis=0)
-        box = ", ".join(f"{a} {b[0]:.6g}..{b[1]:.6g}" for a, b in zip("xyz", wf.bounds.T, strict=True))
-        data = ", ".join(f"{a} {p:.6g}..{q:.6g}" for a, p, q in zip("xyz", lo, hi, strict=True))
-        text = (
-            f"domain {d.name}: no sample lies inside its wireframe {Path(d.wireframe).name} "
-            f"({box}; the samples span {data}, {unit}): a wireframe in another coordinate system, "
-            "or in other units?"
+    if "wireframes" not in cache:
+        cache["wireframes"] = {
+            d.name: load_wireframe(d.wireframe, report=report)
+            for d in cfg.domains
+            if d.wireframe is not None
+        }
+        cache["topography"] = (
+            load_topography(cfg.data.topography, report=report)
+            if cfg.data.topography is not None
+            else None
         )
-        state.report.add(Path(d.wireframe).name, None, "", "wireframe_without_samples", text,
-                         "its blocks will not be estimated")  # fmt: skip
-        state.note(text)
-    surface = state.results.get("topography")
-    if surface is None:
-        return
-    top = surface_elevation_at(surface, xyz[:, 0], xyz[:, 1])
-    above = np.isfinite(top) & (xyz[:, 2] > top)
-    if not above.any():
-        return
-    if hole is None:
-        holes_txt = ""
-    else:
-        names = pd.Series(hole[above]).astype(str).value_counts().sort_index()
-        holes_txt = " (holes " + ", ".join(f"{h}: {n}" for h, n in list(names.items())[:10])
-        holes_txt += ", ..." if len(names) > 10 else ""
-        holes_txt += ")"
-    text = (
-        f"{int(above.sum())} samples lie above the topography {surface.source} by up to "
-        f"{float((xyz[above, 2] - top[above]).max()):.4g} {unit}{holes_txt}: check the collar "
-        "elevations or the surface"
-    )
-    state.report.add(surface.source, None, "", "above_topography", text,
-                     "kept (samples are data; only block volume is clipped)")  # fmt: skip
-    state.note(text)
+        cache["config_sha256"] = output.file_sha256(cfg.source) if cfg.source else ""
+    return cache
 
 
-def stage_composites(state: RunState) -> None:
-    """Composite within each domain, place composites by desurvey, apply caps."""
-    from estimator.capping import apply_caps
-    from estimator.compositing import composite, drop_coincident, drop_empty_composites
-    from estimator.drillholes.desurvey import desurvey
-
-    cfg = state.config
-    report = state.report
-    if "samples" in state.results:
-        comps = state.results["samples"]
-        outside = (comps["domain"] == "").to_numpy()
-        if outside.any():
-            report.add(
-                comps["_file"].iloc[0] if "_file" in comps else "",
-                None,
-                None,
-                "outside_domains",
-                f"{int(outside.sum())} samples lie outside every domain's wireframe",
-                "not estimated (left out of composites.csv)",
-            )
-        comps = comps.loc[~outside].reset_index(drop=True)
-    else:
-        holes = state.results["drillholes"]
-        intervals = state.results["intervals"]
-        c = cfg.composites
-        if c is None:
-            msg = "composites: the section is missing; give at least composites.length"
-            raise DataError(msg)
-        tranche_order = [a.tranche or a.path.stem for a in cfg.data.assays]
-        comps = composite(
-            intervals,
-            cfg.grades,
-            c.length,
-            min_length=c.min_length,
-            residual=c.residual,
-            tranche_order=tranche_order,
-        )
-        comps = drop_empty_composites(comps, cfg.grades, report, _unit(cfg))
-        mids = 0.5 * (comps["from"].to_numpy(float) + comps["to"].to_numpy(float))
-        xyz = desurvey(holes.collars, holes.surveys, comps["hole_id"].to_numpy(), mids)
-        comps.insert(4, "x", xyz[:, 0])
-        comps.insert(5, "y", xyz[:, 1])
-        comps.insert(6, "z", xyz[:, 2])
-    comps = drop_coincident(comps, report)
-    comps = apply_caps(comps, cfg.capping, report)
-    state.results["composites"] = comps
-    state.counts["composites"] = len(comps)
-    state.counts["composites_by_domain"] = _value_counts(comps["domain"])
-    output.write_csv(state.write("composites", "composites.csv"), _public(comps))
-
-
-def _public(frame: pd.DataFrame) -> pd.DataFrame:
-    """A table without the internal ``_file`` / ``_line`` bookkeeping columns."""
-    return frame.drop(columns=[c for c in frame.columns if str(c).startswith("_")])
-
-
-def stage_variograms(state: RunState) -> None:
-    """Use explicit models from the config or fit them; write variograms.yaml and plots."""
-    from estimator.variography.stage import variography_stage
-
-    cfg = state.config
-    comps = state.results["composites"]
-    models, tables, figures, notes = variography_stage(cfg, comps, progress=state.progress)
-    state.results["models"] = models
-    for note in notes:
-        state.note(note)
-    state.counts["variogram_notes"] = notes
-    doc = {dom: {g: {"model": m.to_dict()} for g, m in per.items()} for dom, per in models.items()}
-    header = (
-        f"# Variogram models of run {cfg.name}: paste under the config's `variography:` key.\n"
-        "# ranges = [major, semi-major, minor]; angles = GSLIB [ang1, ang2, ang3] (degrees).\n"
-    )
-    output.write_yaml(state.write("variograms", "variograms.yaml"), doc, header)
-    if tables:
-        table = pd.concat(tables, ignore_index=True)
-        output.write_csv(state.write("variograms_experimental", "variograms_experimental.csv"), table)
-    for name, fig in figures.items():
-        output.save_figure(state.write(f"plot_variogram_{name}", f"plots/variogram_{name}.png"), fig)
-
-
-#: Flag counts -> (report code, what it means and its likely cause, what was done).
-FLAG_WORDS = {
-    "too_few": (
-        "unestimated_too_few_samples",
-        "have no {grade} estimate: fewer than min_samples composites lie within every search "
-        "pass (blocks far from the drilling)",
-        "left NaN (flag 32): not in grade_tonnage.csv; widen the last pass to reach them",
-    ),
-    "singular": (
-        "unestimated_singular_system",
-        "have no {grade} estimate: their kriging system is singular (composites at the same "
-        "place, or a model without nugget on duplicated samples)",
-        "left NaN (flag 16): not in grade_tonnage.csv",
-    ),
-    "ill_conditioned": (
-        "ill_conditioned_system",
-        "were kriged from ill-conditioned systems (a Cholesky pivot below {pivot:g} of the sill: "
-        "about {digits} of 16 digits lost); the likely cause is a variogram too smooth at short "
-        "distance (a gaussian structure without nugget) or samples almost on top of each other",
-        "kept, flagged (8); add a nugget or use a spherical structure",
-    ),
-    "negative": (
-        "negative_estimate",
-        "have a negative {grade} estimate (lowest {lowest:.4g}): negative kriging weights, "
-        "usually composites screened by closer ones along a hole; with little nugget and many "
-        "samples per hole they grow",
-        "kept, flagged (1): below every cut-off; consider max_per_hole or fewer samples",
-    ),
-    "above_range": (
-        "estimate_above_composites",
-        "have a {grade} estimate above the highest composite of the domain ({high:.4g} > "
-        "{top:.4g}): negative weights on low-grade composites",
-        "kept, flagged (2)",
-    ),
-    "below_range": (
-        "estimate_below_composites",
-        "have a {grade} estimate below the lowest composite of the domain ({low:.4g} < "
-        "{bottom:.4g}) but not negative: negative weights on high-grade composites",
-        "kept, flagged (4)",
-    ),
-}
-
-
-def stage_estimate(state: RunState) -> None:
-    """Build the block model, clip it by each wireframe and krige every grade."""
-    from estimator.estimation import estimate_stage
-    from estimator.kriging import _kernels
-
-    cfg = state.config
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", EstimationWarning)
-        ds, counts = estimate_stage(
-            cfg,
-            state.results["composites"],
-            state.results.get("models", {}),
-            state.results.get("wireframes", {}),
-            topography=state.results.get("topography"),
-            domain_points=state.results.get("domain_points"),
-            scheduler=state.client,
-            progress=state.progress,
-        )
-    for w in caught:
-        log.warning(str(w.message))
-    state.results["blockmodel"] = ds
-    state.counts.update(counts)
-    unit = _unit(cfg)
-    vol = counts["volume_by_domain"]
-    cube = f"cubic {unit}" if cfg.data.length_unit else "cubic data units"
-    for dom, v in vol.items():
-        log.info("  domain %-10s %12s %s in %s blocks", dom, f"{v:,.0f}", cube,
-                 f"{counts['blocks_in_domains'][dom]:,}")  # fmt: skip
-        if v == 0:
-            state.note(f"domain {dom} holds no block volume: its wireframe or rule lies outside "
-                       "the block model (block_model.origin, shape)")  # fmt: skip
-    has_rule = any(d.wireframe is not None or d.blocks is not None for d in cfg.domains)
-    if not has_rule and cfg.data.topography is None:
-        state.note(
-            f"no wireframe, block rule or topography: the whole grid is estimated, "
-            f"{sum(vol.values()):,.0f} {cube} in {counts['blocks']:,} blocks, including any volume "
-            "above the ground surface (give data.topography or domains with wireframes)"
-        )
-    if counts.get("topography_uncovered_area", 0) > 0:
-        state.note(
-            f"the topography {Path(cfg.data.topography).name} does not cover "
-            f"{counts['topography_uncovered_area']:,.0f} square {unit} of the block model: no "
-            "volume is removed there"
-        )
-    pivot = _kernels.ILL_CONDITIONED_PIVOT
-    digits = max(0, round(-np.log10(pivot)))
-    for dom, per_grade in counts["flags"].items():
-        for grade, flags in per_grade.items():
-            rng = counts["composite_range"][dom][grade] or [np.nan, np.nan]
-            for key, (code, what, action) in FLAG_WORDS.items():
-                n = flags.get(key, 0)
-                if not n:
-                    continue
-                text = f"{n} blocks of domain {dom} " + what.format(
-                    grade=grade, pivot=pivot, digits=digits,
-                    lowest=flags["lowest_estimate"] or np.nan,
-                    high=flags["highest_estimate"] or np.nan, top=rng[1],
-                    low=flags["lowest_estimate"] or np.nan, bottom=rng[0],
-                )  # fmt: skip
-                state.report.add("blockmodel.nc", None, None, code, text, action)
-                state.note(text)
-    path = state.write("blockmodel", "blockmodel.nc")
-    ds = ds.assign_attrs(
-        title=f"estimator block model of run {cfg.name}",
-        run_name=cfg.name,
-        estimator_version=__version__,
-        config_sha256=output.file_sha256(cfg.source) if cfg.source else "",
-        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        Conventions="CF-1.8",
-        source="estimator (ordinary/simple kriging, IDW or NN of composites)",
-    )
-    output.write_netcdf(path, ds)
-
-
-def stage_report(state: RunState) -> None:
-    """Grade-tonnage tables at the configured cut-offs (+ plot)."""
-    from estimator.reporting import report_stage
-
-    ds = state.results["blockmodel"]
-    table, fig = report_stage(state.config, ds)
-    state.results["grade_tonnage"] = table
-    output.write_csv(state.write("grade_tonnage", "grade_tonnage.csv"), table)
-    if fig is not None:
-        output.save_figure(state.write("plot_grade_tonnage", "plots/grade_tonnage.png"), fig)
-
-
-STAGE_FUNCS = {
-    "data": stage_data,
-    "composites": stage_composites,
-    "variograms": stage_variograms,
-    "estimate": stage_estimate,
-    "report": stage_report,
-}
-
-
-# ---------------------------------------------------------------------------------------
-# driver
-# ---------------------------------------------------------------------------------------
-def _value_counts(series: pd.Series) -> dict[str, int]:
-    vc = series.astype(str).value_counts(sort=False)
-    return {str(k): int(v) for k, v in sorted(vc.items())}
-
-
-def input_files(cfg: RunConfig) -> list[Path]:
-    """Every input file the config names (for hashing into run.json)."""
-    d = cfg.data
-    files = [p for p in (d.collars, d.surveys, d.zones, d.samples, d.topography) if p is not None]
-    files += [a.path for a in d.assays]
-    files += [dom.wireframe for dom in cfg.domains if dom.wireframe is not None]
-    if cfg.source is not None:
-        files.insert(0, cfg.source)
-    return files
-
-
-def write_data_report(state: RunState) -> pd.DataFrame:
-    """Write data_report.csv and return it."""
-    frame = state.report.to_frame()
-    output.write_csv(state.write("data_report", "data_report.csv"), frame)
-    return frame
-
-
-def _versions() -> dict[str, str]:
-    import dask
-    import numba
-    import scipy
-    import xarray
-
-    return {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "pandas": pd.__version__,
-        "xarray": xarray.__version__,
-        "dask": dask.__version__,
-        "numba": numba.__version__,
-    }
-
-
-def write_run_json(state: RunState, until: str, *, command="run", status="finished", error=None):
-    """run.json: resolved config, input hashes, versions, timings, counts, and the SHA-256 of
-    every file this run wrote (so a folder mixing files of two runs is recognised)."""
-    cfg = state.config
-    written = {}
-    for rel in output.list_files(state.out):
-        if rel == "run.json":
-            continue
-        written[rel] = output.file_sha256(state.out / rel)
-    doc = {
-        "name": cfg.name,
-        "command": command,
-        "status": status,
-        "run_id": state.run_id,
-        "estimator_version": __version__,
-        "finished_stage": until,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "config": cfg.model_dump(mode="json"),
-        "inputs": {str(p): output.file_sha256(p) for p in input_files(cfg) if Path(p).is_file()},
-        "versions": _versions(),
-        "timings_s": {k: round(v, 3) for k, v in state.timings.items()},
-        "counts": state.counts,
-        "data_report": state.report.counts(),
-        "warnings": state.notes,
-        "files": state.files,
-        "outputs": written,
-    }
-    if error is not None:
-        doc["error"] = error
-    output.write_json(state.out / "run.json", doc)
-
-
-def with_scheduler(cfg: RunConfig, scheduler: str | None) -> RunConfig:
-    """``cfg`` with ``compute.scheduler`` replaced by a checked ``--scheduler`` value."""
-    if scheduler is None:
-        return cfg
-    value = check_scheduler(scheduler, key="--scheduler")
-    compute = cfg.compute.model_copy(update={"scheduler": value})
-    return cfg.model_copy(update={"compute": compute})
+def _key_files(keys: list[str]) -> list[str]:
+    return [k for k in keys if not k.startswith("artefacts/")]
 
 
 def run(
@@ -544,15 +304,17 @@ def run(
     out: str | Path | None = None,
     scheduler: str | None = None,
     progress: bool = False,
+    reuse: bool = True,
 ) -> RunState:
     """Run the stages in order up to and including ``until``; write every output.
 
     Everything that can be checked is checked before the first stage: the output folder, that
     no input would be overwritten, that no other run writes there, and the scheduler (a
-    ``tcp://`` address is connected now). The stages write into a staging folder inside the run
-    folder; when the run finishes its files replace those of the previous run all at once, so a
-    killed or failed run never leaves a folder that mixes two runs. A run that fails in a folder
-    holding a finished run leaves that run untouched and puts what it wrote under ``failed/``.
+    ``tcp://`` address is connected now). A stage whose input hash equals the one the folder's
+    finished run recorded, and whose files are intact, is reused; the others run and write into
+    a staging folder, published when the run finishes, so a killed or failed run never leaves a
+    folder that mixes two runs. A run that fails in a folder holding a finished run leaves that
+    run untouched and puts what it wrote under ``failed/``.
 
     Parameters
     ----------
@@ -566,6 +328,8 @@ def run(
         Overrides ``compute.scheduler``.
     progress : bool
         Show progress bars (the CLI turns them on for terminals).
+    reuse : bool
+        Reuse unchanged stages of the folder's previous run (default); False recomputes all.
     """
     from estimator.kriging.parallel import connect
 
@@ -593,33 +357,235 @@ def run(
         run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
         staging = output.make_staging(folder, run_id)
         state = RunState(
-            config=cfg, out=staging, folder=folder, progress=progress, client=client,
-            run_id=run_id,
+            config=cfg, folder=folder, out=staging, run_id=run_id, progress=progress,
+            client=client,
         )  # fmt: skip
-        last = STAGES.index(until)
-        needs = {"variograms": "estimation", "estimate": "estimation", "report": "estimation"}
         done = None
         try:
-            for name in STAGES[: last + 1]:
-                section = needs.get(name)
-                if section and getattr(cfg, section) is None:
-                    log.info("stage %s skipped: no %s section in the config", name, section)
-                    break
-                log.info("%s ...", STAGE_WORDS[name])
-                t0 = time.perf_counter()
-                STAGE_FUNCS[name](state)
-                check_interrupt()
-                state.timings[name] = time.perf_counter() - t0
-                log.info("  done in %.2f s", state.timings[name])
-                done = name
+            done = _run_stages(state, previous if reuse else None, until)
         except BaseException as err:
             _finish_failed(state, folder, previous, done, err)
             raise
         write_data_report(state)
         write_run_json(state, done or "data")
-        replaced = previous["outputs"] if previous else _ours(folder)
-        output.publish(staging, folder, remove=[*replaced, "reports", "failed"])
+        old = list(previous["outputs"]) if previous else _ours(folder)
+        keep = set(state.outputs)
+        output.publish(staging, folder, remove=[n for n in old if n not in keep] + ["reports", "failed"])
     return state
+
+
+def _run_stages(state: RunState, previous: dict | None, until: str) -> str | None:
+    """Decide, stage by stage, to reuse or to run; return the last stage done."""
+    cfg = state.config
+    hashes = _FileHashes()
+    doc = config_document(cfg, hashes)
+    artefact_hash: dict[str, str] = {}
+    artefact_files: dict[str, tuple[Path, list[str]]] = {}  # name -> (folder, files)
+    resources: dict = {}
+    prev_stages = (previous or {}).get("stages", {})
+    prev_outputs = (previous or {}).get("outputs", {})
+    done = None
+    for stage in STAGE_TABLE[: STAGES.index(until) + 1]:
+        if stage.needs and getattr(cfg, stage.needs) is None:
+            log.info("stage %s skipped: no %s section in the config", stage.name, stage.needs)
+            break
+        upstream = {a: artefact_hash[a] for a in stage.inputs if a in artefact_hash}
+        h_in, components = input_hash(
+            stage.name, project(doc, stage.config), upstream, __version__
+        )
+        prev = prev_stages.get(stage.name)
+        t0 = time.perf_counter()
+        reused = False
+        if prev is not None and prev.get("input_hash") == h_in:
+            intact = all(
+                (state.folder / f).is_file()
+                and f in prev_outputs
+                and output.file_sha256(state.folder / f) == prev_outputs[f]
+                for f in prev.get("files", [])
+            )
+            if intact:
+                reused = True
+                why = "unchanged"
+            else:
+                why = "its files in the run folder changed or are missing"
+        else:
+            why = what_changed(prev.get("components") if prev else None, components)
+        if reused:
+            log.info("%s: reused (%s)", stage.words, why)
+            record = art.read_stage_record(state.folder / f"artefacts/{stage.name}.json")
+            for name, h in prev["artefacts"].items():
+                artefact_hash[name] = h
+                artefact_files[name] = (state.folder, prev["artefact_files"][name])
+            for f in prev["files"]:
+                state.outputs[f] = prev_outputs[f]
+            for note in record.get("notes", []):
+                state.note(note)
+            state.report.rows.extend(record.get("report", []))
+            state.counts.update(record.get("counts", {}))
+            state.files.update(prev.get("keys", {}))
+        else:
+            log.info("%s ... (%s)", stage.words, why)
+            report = DataReport()
+            loaders = {
+                a: (lambda a=a: load(a, artefact_files[a][1], artefact_files[a][0]))
+                for a in stage.inputs
+                if a in artefact_files
+            }
+            ctx = StageContext(
+                config=ConfigView(cfg, stage.sections, stage.name),
+                inputs=Inputs(loaders),
+                resources=_resources(cfg, report if stage.name == "data" else DataReport(), resources),
+                report=report,
+                progress=state.progress,
+                client=state.client,
+                work=state.out,
+            )
+            produced = stage.func(ctx)
+            check_interrupt()
+            files, keys = [], {}
+            record_art, record_files = {}, {}
+            for name in stage.outputs:
+                obj = produced.get(name)
+                written = persist(name, obj, state.out, cfg)
+                if not written:
+                    continue
+                digests = {f: output.file_sha256(state.out / f) for f in written}
+                state.outputs.update(digests)
+                files.extend(written)
+                record_files[name] = written
+                record_art[name] = art.combine_hashes(digests)
+                artefact_hash[name] = record_art[name]
+                artefact_files[name] = (state.out, written)
+                for f in _key_files(written):
+                    keys[_key_of(name, f)] = f
+            rec_path = f"artefacts/{stage.name}.json"
+            art.write_stage_record(
+                state.out / rec_path,
+                {"report": report.rows, "counts": ctx.counts, "notes": ctx.notes},
+            )
+            state.outputs[rec_path] = output.file_sha256(state.out / rec_path)
+            files.append(rec_path)
+            state.notes.extend(ctx.notes)
+            state.report.rows.extend(report.rows)
+            state.counts.update(ctx.counts)
+            state.files.update(keys)
+            prev = {
+                "input_hash": h_in,
+                "components": components,
+                "artefacts": record_art,
+                "artefact_files": record_files,
+                "files": files,
+                "keys": keys,
+            }
+        state.timings[stage.name] = time.perf_counter() - t0
+        state.stages[stage.name] = {
+            "status": "reused" if reused else "computed",
+            "why": why,
+            "input_hash": h_in,
+            "components": components,
+            "artefacts": prev["artefacts"],
+            "artefact_files": prev["artefact_files"],
+            "files": prev["files"],
+            "keys": prev.get("keys", {}),
+            "seconds": round(state.timings[stage.name], 3),
+        }
+        if not reused:
+            log.info("  done in %.2f s", state.timings[stage.name])
+        done = stage.name
+    if "grade_tonnage" in artefact_files:
+        folder, files = artefact_files["grade_tonnage"]
+        state.results["grade_tonnage"] = art.load_grade_tonnage(folder / "grade_tonnage.csv")
+    return done
+
+
+def _key_of(artefact: str, rel: str) -> str:
+    """The output key under which the CLI lists a file."""
+    if rel.startswith("plots/"):
+        return "plot_" + Path(rel).stem
+    return {"variogram_table": "variograms_experimental", "models": "variograms"}.get(
+        artefact, artefact
+    )
+
+
+def input_files(cfg: RunConfig) -> list[Path]:
+    """Every input file the config names (for hashing into run.json)."""
+    d = cfg.data
+    files = [p for p in (d.collars, d.surveys, d.zones, d.samples, d.topography) if p is not None]
+    files += [a.path for a in d.assays]
+    files += [dom.wireframe for dom in cfg.domains if dom.wireframe is not None]
+    if cfg.source is not None:
+        files.insert(0, cfg.source)
+    return files
+
+
+def write_data_report(state) -> pd.DataFrame:
+    """Write data_report.csv and return it."""
+    frame = state.report.to_frame()
+    output.write_csv(state.out / "data_report.csv", frame)
+    state.files["data_report"] = "data_report.csv"
+    state.outputs["data_report.csv"] = output.file_sha256(state.out / "data_report.csv")
+    return frame
+
+
+def _versions() -> dict[str, str]:
+    import dask
+    import numba
+    import scipy
+    import xarray
+
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "pandas": pd.__version__,
+        "xarray": xarray.__version__,
+        "dask": dask.__version__,
+        "numba": numba.__version__,
+    }
+
+
+def write_run_json(state, until: str, *, command="run", status="finished", error=None):
+    """run.json: resolved config, input hashes, versions, timings, counts, per stage what was
+    reused or computed and why, and the SHA-256 of every file of the run."""
+    cfg = state.config
+    outputs = dict(getattr(state, "outputs", {}) or {})
+    if not outputs:  # commands without stages: every file they wrote
+        outputs = {
+            rel: output.file_sha256(state.out / rel)
+            for rel in output.list_files(state.out)
+            if rel != "run.json"
+        }
+    doc = {
+        "name": cfg.name,
+        "command": command,
+        "status": status,
+        "run_id": getattr(state, "run_id", ""),
+        "estimator_version": __version__,
+        "finished_stage": until,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "config": cfg.model_dump(mode="json"),
+        "inputs": {str(p): output.file_sha256(p) for p in input_files(cfg) if Path(p).is_file()},
+        "versions": _versions(),
+        "timings_s": {k: round(v, 3) for k, v in getattr(state, "timings", {}).items()},
+        "stages": getattr(state, "stages", {}),
+        "counts": state.counts,
+        "data_report": state.report.counts(),
+        "warnings": state.notes,
+        "files": state.files,
+        "outputs": outputs,
+    }
+    if error is not None:
+        doc["error"] = error
+    output.write_json(state.out / "run.json", doc)
+
+
+def with_scheduler(cfg: RunConfig, scheduler: str | None) -> RunConfig:
+    """``cfg`` with ``compute.scheduler`` replaced by a checked ``--scheduler`` value."""
+    if scheduler is None:
+        return cfg
+    value = check_scheduler(scheduler, key="--scheduler")
+    compute = cfg.compute.model_copy(update={"scheduler": value})
+    return cfg.model_copy(update={"compute": compute})
 
 
 def _ours(folder: Path) -> list[str]:
@@ -639,7 +605,7 @@ def _previous_run(folder: Path) -> dict | None:
     if doc.get("command", "run") != "run" or doc.get("status", "finished") != "finished":
         return None
     doc.setdefault("outputs", {})
-    doc["outputs"] = [*doc["outputs"], "run.json"]
+    doc["outputs"] = {**doc["outputs"], "run.json": ""}
     return doc
 
 
@@ -649,7 +615,9 @@ def _finish_failed(state: RunState, folder: Path, previous, done, err) -> None:
 
     reason = "interrupted" if isinstance(err, KeyboardInterrupt) else f"{type(err).__name__}: {err}"
     try:
+        state.outputs = {}
         write_data_report(state)
+        state.outputs = {}
         write_run_json(state, done or "none", status="failed", error=reason)
         if previous is None:
             output.publish(state.out, folder, remove=[n for n in _ours(folder) if n != "run.json"])
@@ -692,17 +660,35 @@ def _side_folder(folder: Path, what: str, inputs, names):
 # ---------------------------------------------------------------------------------------
 # other commands
 # ---------------------------------------------------------------------------------------
+def _data_only(cfg: RunConfig, folder: Path, progress: bool = False) -> tuple[RunState, dict]:
+    """The data stage alone, for the commands that are not a run; its report in ``state``."""
+    state = RunState(config=cfg, folder=folder, out=folder, progress=progress)
+    stage = STAGE_TABLE[0]
+    ctx = StageContext(
+        config=ConfigView(cfg, stage.sections, stage.name),
+        inputs=Inputs({}),
+        resources={},
+        report=state.report,
+        progress=progress,
+    )
+    try:
+        ctx.resources = _resources(cfg, state.report, {})
+        produced = stage.func(ctx)
+    finally:
+        state.notes.extend(ctx.notes)
+        state.counts.update(ctx.counts)
+        write_data_report(state)
+        state.outputs = {}
+    return state, produced
+
+
 def run_check(cfg: RunConfig, *, out: str | Path | None = None, progress=False) -> RunState:
     """``estimator check``: the data stage; writes the data report in its own folder
     (default ``<output>/check``), never in the run's."""
     folder = Path(out) if out is not None else Path(cfg.output.path) / "check"
     names = ("data_report.csv", "run.json")
     with _side_folder(folder, "--out" if out else "check folder", input_files(cfg), names):
-        state = RunState(config=cfg, out=folder, progress=progress)
-        try:
-            stage_data(state)
-        finally:
-            write_data_report(state)
+        state, _ = _data_only(cfg, folder, progress)
         write_run_json(state, "data", command="check")
     return state
 
@@ -737,12 +723,8 @@ def run_intercepts(
     folder = Path(out) if out is not None else Path(cfg.output.path) / "intercepts"
     names = ("intercepts.csv", "intercepts.txt", "data_report.csv", "run.json")
     with _side_folder(folder, "--out" if out else "intercepts folder", input_files(cfg), names):
-        state = RunState(config=cfg, out=folder)
-        try:
-            stage_data(state)
-        finally:
-            write_data_report(state)
-        intervals = state.results["intervals"]
+        state, produced = _data_only(cfg, folder)
+        intervals = produced["intervals"]
         holes = holes_in_tranche(intervals, tranche) if tranche is not None else None
         table = find_intercepts(
             intervals,
@@ -757,8 +739,9 @@ def run_intercepts(
         unit = cfg.data.length_unit or "data units"
         label = f"{cfg.data.grade_unit} {grade.capitalize()}" if cfg.data.grade_unit else grade
         text = format_intercepts(table, grade_label=label, unit=unit, rules=rules, tranche=tranche)
-        path = output.write_csv(state.write("intercepts", "intercepts.csv"), table)
-        output.write_text(state.write("intercepts_text", "intercepts.txt"), text + "\n")
+        path = output.write_csv(folder / "intercepts.csv", table)
+        output.write_text(folder / "intercepts.txt", text + "\n")
+        state.files.update(intercepts="intercepts.csv", intercepts_text="intercepts.txt")
         write_run_json(state, "data", command="intercepts")
     return table, text, path
 
@@ -828,10 +811,7 @@ def rereport(run_dir: Path, cutoffs: list[float] | None = None, out: str | Path 
     path : Path
         The ``grade_tonnage.csv`` written.
     """
-    import xarray as xr
-
     from estimator.config import parse_config
-    from estimator.reporting import report_stage
 
     run_dir = Path(run_dir)
     meta = verify_run_folder(run_dir)
@@ -843,14 +823,13 @@ def rereport(run_dir: Path, cutoffs: list[float] | None = None, out: str | Path 
     if folder.resolve() == run_dir.resolve():
         msg = f"--out: {folder} is the run folder itself; a re-report is written beside it"
         raise DataError(msg)
-    bm_path = run_dir / "blockmodel.nc"
-    try:
-        with xr.open_dataset(bm_path, engine="h5netcdf") as ds:
-            ds = ds.load()
-    except Exception as err:
-        msg = f"{bm_path}: cannot be read as a block model ({type(err).__name__}: {err})"
-        raise DataError(msg) from None
-    table, fig = report_stage(cfg, ds)
+    stage = STAGE_TABLE[STAGES.index("report")]
+    ctx = StageContext(
+        config=ConfigView(cfg, stage.sections, stage.name),
+        inputs=Inputs({"blockmodel": lambda: load("blockmodel", [], run_dir)}),
+    )
+    produced = stage.func(ctx)
+    table, fig = produced["grade_tonnage"], produced["grade_tonnage_plot"]
     names = ("grade_tonnage.csv", "report.json", "plots")
     with _side_folder(folder, "--out" if out else "report folder", [], names):
         path = output.write_csv(folder / "grade_tonnage.csv", table)
