@@ -319,3 +319,29 @@ def test_variography_shows_progress_per_model(tmp_path, capsys):
     assert main(["run", str(cfg), "--until", "variograms"]) == 0
     err = capsys.readouterr().err
     assert "all au (1 of 1)" in err
+
+
+def test_batch_runs_every_config_and_names_the_failed_one(tmp_path, capsys):
+    good = _config(tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    second = _config(other, name="second")
+    bad = tmp_path / "bad.yaml"
+    raw = yaml.safe_load(good.read_text())
+    raw["estimation"]["passes"][0]["max_samples"] = 0
+    raw["output"] = "bad-run"
+    bad.write_text(yaml.safe_dump(raw))
+    rc = main(["run", str(good), str(bad), str(second), "--quiet"])
+    assert rc == 2
+    out = capsys.readouterr().out
+    assert "3 configs: 2 done, 1 failed" in out
+    assert f"FAILED {bad}" in out
+    assert (tmp_path / "run" / "blockmodel.nc").is_file()
+    assert (other / "run" / "blockmodel.nc").is_file()  # the run after the failed one ran
+    assert not (tmp_path / "bad-run").exists()
+
+
+def test_batch_refuses_one_out_for_many(tmp_path, capsys):
+    cfg = _config(tmp_path)
+    assert main(["run", str(cfg), str(cfg), "--out", str(tmp_path / "x")]) == 2
+    assert "--out names one run folder" in capsys.readouterr().err

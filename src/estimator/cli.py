@@ -80,13 +80,13 @@ def _print_files(state) -> None:
         print(f"{'plots':16s} {state.folder / 'plots'} ({len(plots)} files)")
 
 
-def cmd_run(args) -> int:
+def _run_one(path: str, args, client=None) -> None:
+    """One config of ``estimator run``: the run and its summary on the terminal."""
     from estimator.config import load_config
     from estimator.pipeline import run, with_scheduler
     from estimator.reporting import format_resource
 
-    cfg = with_scheduler(load_config(args.config), args.scheduler)
-    _announce_compilation(args)
+    cfg = with_scheduler(load_config(path), args.scheduler)
     state = run(
         cfg,
         until=args.until,
@@ -94,9 +94,10 @@ def cmd_run(args) -> int:
         scheduler=args.scheduler,
         progress=_progress(args),
         reuse=not args.recompute,
+        client=client,
     )
     if args.quiet:
-        return 0
+        return
     _print_report_summary(state.report.to_frame(), state.folder)
     _print_files(state)
     if state.stages:
@@ -111,7 +112,55 @@ def cmd_run(args) -> int:
         print(format_resource(table, cfg.data.grade_unit))
     if state.notes:
         print(f"\n{len(state.notes)} warning(s): see above and run.json")
-    return 0
+
+
+def cmd_run(args) -> int:
+    _announce_compilation(args)
+    if len(args.config) == 1:
+        _run_one(args.config[0], args)
+        return 0
+    return _run_batch(args)
+
+
+def _run_batch(args) -> int:
+    """Several configs, one after another on one scheduler; a failure stops only its own run.
+
+    Exit status: 0 when every run finished, 2 when the failures were all bad configs, data or
+    arguments, 1 when any was a bug; the summary names each failed config.
+    """
+    from estimator.errors import DataError
+    from estimator.kriging.parallel import connect
+
+    if args.out:
+        msg = "--out names one run folder; with several configs each runs into its own output"
+        raise DataError(msg)
+    client = connect(args.scheduler) if args.scheduler else None
+    results: list[tuple[str, int, str]] = []
+    try:
+        for path in args.config:
+            if not args.quiet:
+                print(f"\n=== {path}")
+            try:
+                _run_one(path, args, client)
+                results.append((path, 0, "done"))
+            except EstimatorError as err:
+                print(f"estimator: error: {path}: {err}", file=sys.stderr)
+                results.append((path, 2, str(err).splitlines()[0]))
+            except KeyboardInterrupt:
+                raise
+            except Exception as err:
+                traceback.print_exc()
+                results.append((path, 1, f"internal error: {type(err).__name__}: {err}"))
+    finally:
+        if client is not None:
+            client.close()
+    failed = [r for r in results if r[1]]
+    print(f"\n{len(results)} configs: {len(results) - len(failed)} done, {len(failed)} failed")
+    for path, rc, what in results:
+        print(f"  {'ok    ' if rc == 0 else 'FAILED'} {path}: {what}")
+    if not failed:
+        return 0
+    return 1 if any(rc == 1 for _, rc, _ in failed) else 2
 
 
 def cmd_check(args) -> int:
@@ -207,8 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--quiet", action="store_true", help="no progress bars, warnings only")
         return sp
 
-    r = common(sub.add_parser("run", help="run all stages (or --until one)"))
-    r.add_argument("config")
+    r = common(sub.add_parser("run", help="run all stages (or --until one) of one or more configs"))
+    r.add_argument("config", nargs="+", help="one or more configs, run one after another")
     r.add_argument("--out", help="run folder (default: the config's output)")
     r.add_argument(
         "--scheduler", type=_scheduler, help="threads | processes | synchronous | tcp://host:port"

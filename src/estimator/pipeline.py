@@ -305,6 +305,7 @@ def run(
     scheduler: str | None = None,
     progress: bool = False,
     reuse: bool = True,
+    client: Any = None,
 ) -> RunState:
     """Run the stages in order up to and including ``until``; write every output.
 
@@ -330,6 +331,8 @@ def run(
         Show progress bars (the CLI turns them on for terminals).
     reuse : bool
         Reuse unchanged stages of the folder's previous run (default); False recomputes all.
+    client : distributed.Client, optional
+        A client already connected (a batch of runs shares one); overrides the scheduler.
     """
     from estimator.kriging.parallel import connect
 
@@ -341,13 +344,15 @@ def run(
     what = "--out" if out is not None else "output"
     output.check_output_folder(folder, what=what)
     output.check_no_input_overwritten(folder, input_files(cfg), RUN_FILES, what=what)
-    client = (
-        connect(cfg.compute.scheduler, cfg.compute.connect_timeout)
-        if cfg.estimation is not None and STAGES.index(until) >= STAGES.index("estimate")
-        else None
-    )
+    own = client is None
+    if own:
+        client = (
+            connect(cfg.compute.scheduler, cfg.compute.connect_timeout)
+            if cfg.estimation is not None and STAGES.index(until) >= STAGES.index("estimate")
+            else None
+        )
     with contextlib.ExitStack() as stack:
-        if client is not None:
+        if client is not None and own:
             stack.callback(client.close)
         stack.enter_context(output.folder_lock(folder))
         gone = output.remove_leftovers(folder)
