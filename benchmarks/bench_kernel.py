@@ -8,7 +8,11 @@ of the blocks, ``ThreadPoolExecutor``; the kernels release the GIL) and with ``p
 the CPU time of each (on a shared machine, wall time alone misleads), and the peak resident
 memory.
 
-Run: ``python benchmarks/bench_kernel.py [--blocks N] [--limits]``.
+With ``--profile``, also splits the single-thread CPU time between the neighbour search
+(``find_neighbours``, ``build_index``) and the kriging kernel (covariances, Cholesky,
+solve), median of five runs.
+
+Run: ``python benchmarks/bench_kernel.py [--blocks N] [--limits] [--profile]``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from estimator.kriging import _kernels
+from estimator.kriging import estimate as _estimate
 from estimator.kriging.estimate import SearchPass, estimate_blocks
 from estimator.variography.models import Structure, VariogramModel
 
@@ -68,11 +74,49 @@ def passes(limits: bool):
     )
 
 
+def profile(targets, common, repeat=5):
+    """Print the single-thread CPU time of the search, the kriging kernel and the rest."""
+    spent = {"search": 0.0, "kriging": 0.0}
+
+    def timed(name, func):
+        def wrapper(*args, **kwargs):
+            cpu = time.thread_time()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                spent[name] += time.thread_time() - cpu
+
+        return wrapper
+
+    saved = (_estimate.find_neighbours, _estimate.build_index, _kernels.krige_serial)
+    _estimate.find_neighbours = timed("search", saved[0])
+    _estimate.build_index = timed("search", saved[1])
+    _kernels.krige_serial = timed("kriging", saved[2])
+    rows = []
+    try:
+        for _ in range(repeat):
+            spent.update(search=0.0, kriging=0.0)
+            cpu = time.thread_time()
+            estimate_blocks(targets, *common)
+            total = time.thread_time() - cpu
+            rows.append((total, spent["search"], spent["kriging"]))
+    finally:
+        _estimate.find_neighbours, _estimate.build_index, _kernels.krige_serial = saved
+    total, search, kriging = np.median(np.array(rows), axis=0)
+    n = len(targets)
+    print(
+        f"profile (1 thread, CPU, median of {repeat}): total {total:.3f} s = search "
+        f"{search:.3f} s ({n / search:,.0f} blocks/s) + kriging {kriging:.3f} s "
+        f"({n / kriging:,.0f} blocks/s) + rest {total - search - kriging:.3f} s"
+    )
+
+
 def main():
     """Run the benchmark and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--blocks", type=int, default=100_000)
     parser.add_argument("--limits", action="store_true", help="max 4 per hole, octants")
+    parser.add_argument("--profile", action="store_true", help="CPU split search / kriging")
     args = parser.parse_args()
     targets, offsets, samples, values, holes = standard_case(args.blocks)
     plan = passes(args.limits)
@@ -100,6 +144,9 @@ def main():
     assert np.array_equal(joined, one["estimate"], equal_nan=True), "chunking changed results"
     par = timed("parallel ", lambda: estimate_blocks(targets, *common, parallel=True))
     assert np.array_equal(par["estimate"], one["estimate"], equal_nan=True)
+
+    if args.profile:
+        profile(targets, common)
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     counts = np.bincount(one["pass"], minlength=len(plan) + 1)

@@ -6,16 +6,34 @@ One block at a time, no k-d tree, no tricks: straightforward loops, the model's 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 #: Condition number above which the reference calls a system singular.
 SINGULAR_COND = 1e13
 
 
+def search_distances(target, samples, matrix):
+    """Scaled offsets ``u`` (m, 3) and distances of the samples from one target.
+
+    Computed element by element in the kernel's order (world differences first, then
+    ``matrix`` row by row, then the norm), so the distances are the kernel's to the bit.
+    """
+    dx = samples[:, 0] - target[0]
+    dy = samples[:, 1] - target[1]
+    dz = samples[:, 2] - target[2]
+    u = np.column_stack([a[0] * dx + a[1] * dy + a[2] * dz for a in matrix])
+    return u, np.sqrt(u[:, 0] * u[:, 0] + u[:, 1] * u[:, 1] + u[:, 2] * u[:, 2])
+
+
 def select(target, samples, hole_ids, spass):
-    """Selected sample rows and their scaled distances for one target and one pass."""
-    u = (samples - target) @ spass.matrix.T
-    d = np.sqrt(np.sum(u * u, axis=1))
+    """Selected sample rows and their scaled distances for one target and one pass.
+
+    Brute force over every sample: sort by (distance, row), then take greedily under the
+    hole and octant limits (the rule of :mod:`estimator.kriging.search`).
+    """
+    u, d = search_distances(target, samples, spass.matrix)
     octant = (u[:, 0] >= 0) * 1 + (u[:, 1] >= 0) * 2 + (u[:, 2] >= 0) * 4
     order = np.lexsort((np.arange(len(samples)), d))  # by distance, then index
     chosen = []
@@ -164,3 +182,128 @@ def reference_estimate(
         out["pass"][b] = number
     out["failures"] = failures
     return out
+
+
+# ---------------------------------------------------------------------------------------
+# the kernel's arithmetic, in textbook order
+# ---------------------------------------------------------------------------------------
+def _rho(code, h2):
+    """Unit-sill correlation, as the kernel (codes as ``TYPE_CODES``), in Python floats."""
+    if code == 0:
+        if h2 >= 1.0:
+            return 0.0
+        h = math.sqrt(h2)
+        return 1.0 - h * (1.5 - 0.5 * h * h)
+    if code == 1:
+        return math.exp(-3.0 * math.sqrt(h2))
+    return math.exp(-3.0 * h2)
+
+
+def plain_krige_one(target, offsets, xs, zs, model, method, sk_mean=0.0):
+    """The kernel's kriging of one block, one operation at a time, in Python floats.
+
+    Every sum runs in its textbook order: covariances structure by structure (then the
+    discretisation point, then the nugget), the Cholesky factor ``L_ij = (a_ij - sum_k
+    L_ik L_jk) / L_jj`` row by row, forward then back substitution for ``C^-1 Cbar`` and
+    ``C^-1 1``. Python floats round as float64 and never fuse a multiply and an add, so
+    this gives the kernel's results to the bit when the kernel keeps the same order.
+
+    Returns ``(estimate, kv, slope, ke, weights, mu, min_pivot, status)`` (status 0 or 1).
+    """
+    from estimator.kriging import _kernels
+    from estimator.kriging.estimate import block_covariance
+    from estimator.kriging.search import transform
+    from estimator.variography.models import ZERO_DISTANCE_SQ
+
+    codes, sills, mats = model.packed()
+    codes, sills = codes.tolist(), sills.tolist()
+    ns, n, k = len(codes), len(xs), len(offsets)
+    nugget, c0 = float(model.nugget), float(model.sill)
+    bv = block_covariance(model, offsets)
+    wofs = [transform(offsets, mats[q]).tolist() for q in range(ns)]
+    ofs = offsets.tolist()
+    rel = [[float(xs[j, a] - target[a]) for a in range(3)] for j in range(n)]
+    rs = [
+        [[m[r][0] * e[0] + m[r][1] * e[1] + m[r][2] * e[2] for r in range(3)] for e in rel]
+        for m in mats.tolist()
+    ]
+
+    def sq(a, b):
+        e0, e1, e2 = a[0] - b[0], a[1] - b[1], a[2] - b[2]
+        return e0 * e0 + e1 * e1 + e2 * e2
+
+    inv_c0 = 1.0 / c0
+    cbar = []
+    for j in range(n):
+        acc = 0.0
+        for q in range(ns):
+            for p in range(k):
+                acc += sills[q] * _rho(codes[q], sq(rs[q][j], wofs[q][p]))
+        if nugget > 0.0:
+            for p in range(k):
+                if sq(rel[j], ofs[p]) <= ZERO_DISTANCE_SQ:
+                    acc += nugget
+        cbar.append(acc / k)
+    a = [[0.0] * n for _ in range(n)]
+    for i in range(n):
+        a[i][i] = 1.0
+        for j in range(i):
+            acc = 0.0
+            for q in range(ns):
+                acc += sills[q] * _rho(codes[q], sq(rs[q][i], rs[q][j]))
+            if nugget > 0.0 and sq(rel[i], rel[j]) <= ZERO_DISTANCE_SQ:
+                acc += nugget
+            a[i][j] = acc * inv_c0
+    dmin = math.inf
+    for j in range(n):
+        acc = a[j][j]
+        for q in range(j):
+            acc -= a[j][q] * a[j][q]
+        if not acc > _kernels.PIVOT_TOL:
+            return np.nan, np.nan, np.nan, np.nan, None, np.nan, acc, 1
+        dmin = min(dmin, acc)
+        d = math.sqrt(acc)
+        a[j][j] = d
+        for i in range(j + 1, n):
+            acc = a[i][j]
+            for q in range(j):
+                acc -= a[i][q] * a[j][q]
+            a[i][j] = acc / d
+
+    def solve(b):
+        for i in range(n):
+            acc = b[i]
+            for q in range(i):
+                acc -= a[i][q] * b[q]
+            b[i] = acc / a[i][i]
+        for i in range(n - 1, -1, -1):
+            acc = b[i]
+            for q in range(i + 1, n):
+                acc -= a[q][i] * b[q]
+            b[i] = acc / a[i][i]
+        return b
+
+    lam = solve([c * inv_c0 for c in cbar])
+    zs = zs.tolist()
+    if method == "ok":
+        ones = solve([1.0] * n)
+        mu_n = (sum_in_order(lam) - 1.0) / sum_in_order(ones)
+        lam = [lam[j] - mu_n * ones[j] for j in range(n)]
+        est = sum_in_order([lam[j] * zs[j] for j in range(n)])
+        mu = mu_n * c0
+        kv = bv - sum_in_order([lam[j] * cbar[j] for j in range(n)]) - mu
+        slope = (bv - kv - mu) / (bv - kv - 2.0 * mu)
+    else:
+        est = sum_in_order([lam[j] * (zs[j] - sk_mean) for j in range(n)]) + sk_mean
+        mu = np.nan
+        kv = bv - sum_in_order([lam[j] * cbar[j] for j in range(n)])
+        slope = 1.0
+    return est, kv, slope, (bv - kv) / bv, np.array(lam), mu, dmin, 0
+
+
+def sum_in_order(terms):
+    """``((0 + t0) + t1) + ...``: a sum in the given order (``sum`` of floats is that)."""
+    acc = 0.0
+    for t in terms:
+        acc += t
+    return acc

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from estimator.kriging.search import SearchPass, find_neighbours, transform
-from kriging_reference import select
+from kriging_reference import search_distances, select
 
 
 def _dense_holes(rng, n_holes=40, per_hole=40):
@@ -50,8 +50,7 @@ def test_neighbours_match_reference(spass):
 
 def test_hole_limit_beyond_the_closest_candidates():
     # one hole of 200 samples close to the target, then other holes further away: the
-    # 3 * max_samples closest candidates all come from the near hole, so the kernel has to
-    # fall back to sorting every candidate
+    # greedy pass has to go far down the sorted candidates (past 3 * max_samples)
     near = np.column_stack([np.zeros(200), np.zeros(200), -np.arange(200) * 0.01])
     far = np.array([[5.0 + i, 0.0, 0.0] for i in range(5)])
     xyz = np.vstack([near, far])
@@ -89,7 +88,8 @@ def test_ties_are_broken_by_sample_index():
 
 
 def test_ties_are_broken_by_sample_index_with_hole_limits():
-    # same, through the full-sort fallback: a near hole, then four equidistant samples
+    # same, under a hole limit (the sorted path of the kernel): a near hole, then four
+    # equidistant samples
     near = np.column_stack([np.zeros(50), np.zeros(50), -np.arange(50) * 0.01])
     ring = np.array([[0, -2.0, 0], [2.0, 0, 0], [0, 2.0, 0], [-2.0, 0, 0]])
     xyz = np.vstack([ring, near])
@@ -160,3 +160,70 @@ def test_grid_index_finds_what_a_kd_tree_finds():
         assert sorted(nb.indices[b, : nb.count[b]].tolist()) == sorted(expected)
     assert nb.count.max() > 20
     assert nb.count[-2:].tolist() == [0, 0]
+
+
+def _lattice(shift=(0.0, 0.0, 0.0)):
+    """Samples on a 1 m lattice (rows shuffled, holes along z) and targets on and between
+    its nodes: many exactly equal distances, ties broken by row."""
+    rng = np.random.default_rng(3)
+    g = np.arange(12.0)
+    xyz = np.array(np.meshgrid(g, g, g[:8], indexing="ij")).reshape(3, -1).T
+    perm = rng.permutation(len(xyz))
+    holes = (np.arange(len(xyz)) // 8)[perm]
+    targets = rng.integers(-2, 26, (300, 3)) * 0.5
+    return xyz[perm] + shift, holes, targets + shift
+
+
+def _scattered(shift=(0.0, 0.0, 0.0)):
+    """Clustered samples with exact duplicates (other holes), targets inside and around."""
+    rng = np.random.default_rng(4)
+    centres = rng.uniform(0, 12, (6, 3))
+    xyz = (centres[:, None, :] + rng.normal(0, 1.5, (6, 120, 3))).reshape(-1, 3)
+    xyz = np.vstack([xyz, xyz[::7]])
+    holes = np.r_[rng.integers(0, 40, 720), rng.integers(40, 60, len(xyz) - 720)]
+    targets = np.vstack([rng.uniform(-3, 15, (250, 3)), xyz[:40]])
+    return xyz + shift, holes, targets + shift
+
+
+UTM = (512_345.0, 7_123_456.0, 1_234.0)
+SEARCHES = [
+    SearchPass((3, 3, 3), (0, 0, 0), 1, 10),
+    SearchPass((4.7, 3.1, 1.9), (30, -20, 10), 1, 24),
+    SearchPass((3, 3, 3), (0, 0, 0), 1, 12, max_per_hole=2),
+    SearchPass((5.3, 2.9, 2.2), (117, 41, -33), 2, 16, max_per_hole=3, max_per_octant=3),
+    SearchPass((3.3, 3.3, 1.7), (0, 0, 0), 1, 8, max_per_octant=1, min_octants=6),
+    SearchPass((400, 300, 200), (0, 0, 0), 1, 30, max_per_hole=1),  # every sample in range
+]
+
+
+@pytest.mark.parametrize("spass", SEARCHES, ids=["iso", "aniso", "hole", "both", "oct", "all"])
+@pytest.mark.parametrize(
+    "case",
+    [(_lattice, (0, 0, 0)), (_lattice, UTM), (_scattered, (0, 0, 0)), (_scattered, UTM)],
+    ids=["lattice", "lattice-utm", "scattered", "scattered-utm"],
+)
+def test_selection_is_bit_identical_to_brute_force(case, spass):
+    # The kernel measures only the candidates that its shells and bounds cannot rule out;
+    # brute force measures every sample with the same arithmetic, sorts by (distance, row)
+    # and takes greedily. Lattices give exact ties at the last place taken; at UTM-sized
+    # coordinates the kernel's bounds, measured in absolute scaled coordinates, round.
+    make, shift = case
+    xyz, holes, targets = make(np.array(shift))
+    nb = find_neighbours(targets, xyz, holes, spass)
+    ties = 0
+    for b, t in enumerate(targets):
+        chosen, d, ok = select(t, xyz, holes, spass)
+        n = len(chosen)
+        assert nb.count[b] == n
+        np.testing.assert_array_equal(nb.indices[b, :n], chosen)
+        assert nb.distances[b, :n].tobytes() == d.tobytes()
+        assert (nb.indices[b, n:] == -1).all()
+        assert nb.ok[b] == ok
+        assert nb.holes[b] == len(set(holes[chosen].tolist()))
+        u, _ = search_distances(t, xyz[chosen], spass.matrix)
+        octants = set(((u[:, 0] >= 0) + 2 * (u[:, 1] >= 0) + 4 * (u[:, 2] >= 0)).tolist())
+        assert nb.octants[b] == len(octants)
+        ties += n > 0 and np.count_nonzero(search_distances(t, xyz, spass.matrix)[1] == d[-1]) > 1
+    assert nb.count.max() > 1
+    if make is _lattice and spass.angles == (0.0, 0.0, 0.0) and spass.max_samples < 30:
+        assert ties > len(targets) // 4  # ties at the last place are common

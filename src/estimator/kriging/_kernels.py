@@ -7,7 +7,10 @@ run them side by side), ``cache=True`` and without ``fastmath`` (bit-reproducibl
 
 Each block is computed by the same sequence of floating-point operations whatever block
 chunk it belongs to and whichever loop variant (serial or ``prange``) runs it, so results
-do not depend on chunking or on the number of threads.
+do not depend on chunking or on the number of threads. Speed comes from doing less and
+from doing several independent operations at once (vector instructions, interleaved sums),
+never from reordering a sum: every number is the one the plain loops give, to the bit
+(``tests/kriging_reference.py`` holds those plain loops, and the tests compare).
 
 Each loop is written once and compiled twice (STYLE section 5): a serial variant and a
 ``parallel=True`` variant (``prange`` over tasks of blocks). The loop is built by a factory
@@ -24,8 +27,15 @@ from estimator.variography.models import ZERO_DISTANCE_SQ
 
 #: Blocks handled by one task of the loops (work buffers are allocated once per task).
 TASK_SIZE = 128
+#: The vectorised loops of the kriging kernel start at a multiple of this (a vector of
+#: float64 in an AVX-512 register), at or before the first element they need.
+LANES = 8
 #: Target groups (index cells) handled by one task of the selection loop.
 SELECT_TASK_SIZE = 64
+#: Shells of distance from a group's centre by which its candidates are ordered.
+NSHELL = 64
+#: Most buckets of distance by which the candidates of a target are sorted under limits.
+NBUCKET = 256
 
 #: Method codes understood by :func:`krige_serial` / :func:`krige_parallel`.
 METHOD_CODES = {"ok": 0, "sk": 1, "idw": 2, "nn": 3}
@@ -119,118 +129,228 @@ def _group_candidates(gc, origin, cell, shape, start, order, usorted, samples, r
 
 
 @njit(**_JIT)
-def _gather(t, ut, amat, cs, cu, cx, ncand, reach, wd, wi, wo):
-    """Every sample within scaled distance 1 of target ``t`` (unsorted); return their count.
+def _shell_order(ncand, cs, cu, cx, centre, ps, pu, px, shell, sstart):
+    """Order a group's candidates by shells of distance from ``centre``; return the width.
 
-    A candidate passes the cheap scaled-space test ``|u_s - u_t| <= reach`` and then the
-    exact test on world coordinate differences (distance <= 1).
+    Candidate ``c`` at scaled distance ``rho_c = |cu_c - centre|`` goes to shell
+    ``min(NSHELL - 1, floor(rho_c / width))`` (``width = max rho / NSHELL``); ``ps``, ``pu``
+    and ``px`` receive the candidates shell by shell (in their order within a shell), shell
+    ``h`` from ``sstart[h]`` to ``sstart[h + 1]``. A candidate of shell ``h`` has
+    ``rho >= h * width`` (up to rounding, which the caller's margin covers).
     """
-    r2 = reach * reach
-    t0, t1, t2 = t[0], t[1], t[2]
-    v0, v1, v2 = ut[0], ut[1], ut[2]
-    nc = 0
+    rmax = 0.0
     for c in range(ncand):
-        e0 = cu[c, 0] - v0
-        e1 = cu[c, 1] - v1
-        e2 = cu[c, 2] - v2
-        if e0 * e0 + e1 * e1 + e2 * e2 > r2:
-            continue
-        dx = cx[c, 0] - t0
-        dy = cx[c, 1] - t1
-        dz = cx[c, 2] - t2
-        u0 = amat[0, 0] * dx + amat[0, 1] * dy + amat[0, 2] * dz
-        u1 = amat[1, 0] * dx + amat[1, 1] * dy + amat[1, 2] * dz
-        u2 = amat[2, 0] * dx + amat[2, 1] * dy + amat[2, 2] * dz
-        d = np.sqrt(u0 * u0 + u1 * u1 + u2 * u2)
-        if d > 1.0:
-            continue
-        o = 0
-        if u0 >= 0.0:
-            o += 1
-        if u1 >= 0.0:
-            o += 2
-        if u2 >= 0.0:
-            o += 4
-        wd[nc] = d
-        wi[nc] = cs[c]
-        wo[nc] = o
-        nc += 1
-    return nc
+        e0 = cu[c, 0] - centre[0]
+        e1 = cu[c, 1] - centre[1]
+        e2 = cu[c, 2] - centre[2]
+        r = np.sqrt(e0 * e0 + e1 * e1 + e2 * e2)
+        px[c, 0] = r  # scratch: the distances, before px is filled
+        rmax = max(rmax, r)
+    width = rmax / NSHELL if rmax > 0.0 else 1.0
+    sstart[:] = 0
+    for c in range(ncand):
+        h = min(NSHELL - 1, int(px[c, 0] / width))
+        shell[c] = h
+        sstart[h + 1] += 1
+    for h in range(NSHELL):
+        sstart[h + 1] += sstart[h]
+    for c in range(ncand):
+        h = shell[c]
+        shell[c] = sstart[h]
+        sstart[h] += 1
+    for h in range(NSHELL, 0, -1):
+        sstart[h] = sstart[h - 1]
+    sstart[0] = 0
+    for c in range(ncand):
+        q = shell[c]
+        ps[q] = cs[c]
+        for a in range(3):
+            pu[q, a] = cu[c, a]
+            px[q, a] = cx[c, a]
+    return width
 
 
 @njit(**_JIT)
-def _smallest_first(wd, wi, wo, nc, keep):
-    """Move the ``keep`` first candidates by (distance, index) to the front, sorted."""
+def _measure(c, t, ut, amat, pu, px, lim2):
+    """Search distance and octant of candidate ``c`` from target ``t``; distance 2 if out.
+
+    The candidate is out when its distance in absolute scaled coordinates ``|pu_c - ut|``
+    exceeds ``sqrt(lim2)`` (a cheap test: ``lim2 = REACH^2`` keeps every sample that can
+    be in range) or when its distance measured from world coordinate differences exceeds 1.
+    """
+    e0 = pu[c, 0] - ut[0]
+    e1 = pu[c, 1] - ut[1]
+    e2 = pu[c, 2] - ut[2]
+    if e0 * e0 + e1 * e1 + e2 * e2 > lim2:
+        return 2.0, 0
+    dx = px[c, 0] - t[0]
+    dy = px[c, 1] - t[1]
+    dz = px[c, 2] - t[2]
+    u0 = amat[0, 0] * dx + amat[0, 1] * dy + amat[0, 2] * dz
+    u1 = amat[1, 0] * dx + amat[1, 1] * dy + amat[1, 2] * dz
+    u2 = amat[2, 0] * dx + amat[2, 1] * dy + amat[2, 2] * dz
+    d = np.sqrt(u0 * u0 + u1 * u1 + u2 * u2)
+    if d > 1.0:
+        return 2.0, 0
+    o = 0
+    if u0 >= 0.0:
+        o += 1
+    if u1 >= 0.0:
+        o += 2
+    if u2 >= 0.0:
+        o += 4
+    return d, o
+
+
+@njit(**_JIT)
+def _slack(ut, centre, margin):
+    """``|ut - centre| + margin``: how much nearer than its shell a candidate may be."""
+    e0 = ut[0] - centre[0]
+    e1 = ut[1] - centre[1]
+    e2 = ut[2] - centre[2]
+    return np.sqrt(e0 * e0 + e1 * e1 + e2 * e2) + margin
+
+
+@njit(**_JIT)
+def _closest_by_shells(
+    t, ut, amat, ps, pu, px, sstart, width, centre, reach, margin, keep, wd, wi, wo
+):
+    """The ``keep`` first candidates by (distance, index), sorted; return how many.
+
+    Candidates are the samples within distance 1 of ``t`` (:func:`_measure`); fewer than
+    ``keep`` are returned only when that is all of them.
+
+    The candidates come shell by shell (:func:`_shell_order`). With ``slack = |ut -
+    centre| + margin`` (the margin covers the rounding of absolute scaled coordinates), a
+    candidate of shell ``h`` is at distance at least ``h * width - slack`` (triangle
+    inequality in scaled space), and a candidate ``c`` at least ``|pu_c - ut| - margin``.
+    So once ``h * width - slack`` exceeds the ``keep``-th distance found (or 1 before
+    ``keep`` are found) no later candidate can enter, and a candidate farther than that in
+    absolute scaled coordinates by more than ``margin`` is not measured: the result is that
+    of sorting every candidate, whatever was skipped.
+    """
+    slack = _slack(ut, centre, margin)
+    r2 = reach * reach
+    limit = 1.0
+    lim2 = min(r2, (limit + margin) * (limit + margin))
     filled = 0
-    for c in range(nc):
-        d, s, o = wd[c], wi[c], wo[c]
-        if filled == keep and not _before(d, s, wd[keep - 1], wi[keep - 1]):
-            continue
-        pos = filled if filled < keep else keep - 1
-        while pos > 0 and _before(d, s, wd[pos - 1], wi[pos - 1]):
-            # the slot at pos is free (or holds the dropped last one); c >= pos always
-            wd[pos] = wd[pos - 1]
-            wi[pos] = wi[pos - 1]
-            wo[pos] = wo[pos - 1]
-            pos -= 1
-        wd[pos] = d
-        wi[pos] = s
-        wo[pos] = o
-        if filled < keep:
-            filled += 1
+    for h in range(NSHELL):
+        if h * width - slack > limit:
+            break
+        for c in range(sstart[h], sstart[h + 1]):
+            d, o = _measure(c, t, ut, amat, pu, px, lim2)
+            if d > 1.0:
+                continue
+            s = ps[c]
+            if filled == keep:
+                if not _before(d, s, wd[keep - 1], wi[keep - 1]):
+                    continue
+                pos = keep - 1
+            else:
+                pos = filled
+                filled += 1
+            while pos > 0 and _before(d, s, wd[pos - 1], wi[pos - 1]):
+                wd[pos] = wd[pos - 1]
+                wi[pos] = wi[pos - 1]
+                wo[pos] = wo[pos - 1]
+                pos -= 1
+            wd[pos] = d
+            wi[pos] = s
+            wo[pos] = o
+            if filled == keep:
+                limit = wd[keep - 1]
+                lim2 = min(r2, (limit + margin) * (limit + margin))
     return filled
 
 
 @njit(**_JIT)
-def _sort_all(wd, wi, wo, nc):
-    """Sort the ``nc`` candidates by (distance, index) in place."""
-    perm = np.argsort(wd[:nc], kind="mergesort")
-    d = wd[:nc][perm]
-    s = wi[:nc][perm]
-    o = wo[:nc][perm]
-    # within runs of equal distance, order by sample index (insertion sort: runs are short)
-    for c in range(1, nc):
-        pos = c
-        while pos > 0 and d[pos - 1] == d[c] and s[pos - 1] > s[c]:
-            pos -= 1
-        if pos < c:
-            si, oi = s[c], o[c]
-            for q in range(c, pos, -1):
-                s[q] = s[q - 1]
-                o[q] = o[q - 1]
-            s[pos] = si
-            o[pos] = oi
-    wd[:nc] = d
-    wi[:nc] = s
-    wo[:nc] = o
+def _gather_by_shells(t, ut, amat, ps, pu, px, sstart, width, centre, reach, margin, wd, wi, wo):
+    """Every candidate (:func:`_measure`), unsorted; return their count.
+
+    The shells beyond distance 1 (see :func:`_closest_by_shells`) are skipped.
+    """
+    slack = _slack(ut, centre, margin)
+    r2 = reach * reach
+    nc = 0
+    for h in range(NSHELL):
+        if h * width - slack > 1.0:
+            break
+        for c in range(sstart[h], sstart[h + 1]):
+            d, o = _measure(c, t, ut, amat, pu, px, r2)
+            if d > 1.0:
+                continue
+            wd[nc] = d
+            wi[nc] = ps[c]
+            wo[nc] = o
+            nc += 1
+    return nc
 
 
 @njit(**_JIT)
-def _greedy(
-    wd, wi, wo, nc, hole_ids, max_samples, max_per_hole, max_per_octant, sel, sdist, octcount
-):
-    """Take sorted candidates in order under the hole and octant limits; return the count."""
+def _greedy_by_buckets(
+    wd, wi, wo, nc, hole_ids, limits, bd, bi, bo, bstart, sel, sdist, selh, octcount
+):  # fmt: skip
+    """Greedy selection over the ``nc`` candidates in ``wd``, ``wi``, ``wo``; the count.
+
+    The candidates are taken in (distance, index) order; one is skipped when its hole
+    already has ``max_per_hole`` selected samples or its octant ``max_per_octant``, until
+    ``max_samples`` are selected (``sel``, ``sdist``; ``selh`` their holes). The sort is
+    lazy: the candidates are spread into buckets of distance (``floor(d * nb)`` grows with
+    ``d``, so each bucket comes wholly before the next) and a bucket is sorted (insertion
+    sort by (distance, index)) only when the selection reaches it.
+    """
+    max_samples, max_per_hole, max_per_octant = limits[0], limits[1], limits[2]
     octcount[:] = 0
-    n = 0
+    nb = min(max(nc, 1), bstart.shape[0] - 1)
+    bstart[: nb + 1] = 0
     for c in range(nc):
-        if n == max_samples:
-            break
-        s = wi[c]
-        o = wo[c]
-        if max_per_octant > 0 and octcount[o] >= max_per_octant:
-            continue
-        if max_per_hole > 0:
-            h = hole_ids[s]
-            same = 0
-            for j in range(n):
-                if hole_ids[sel[j]] == h:
-                    same += 1
-            if same >= max_per_hole:
+        bstart[min(nb - 1, int(wd[c] * nb)) + 1] += 1
+    for k in range(nb):
+        bstart[k + 1] += bstart[k]
+    for c in range(nc):
+        k = min(nb - 1, int(wd[c] * nb))
+        q = bstart[k]
+        bd[q] = wd[c]
+        bi[q] = wi[c]
+        bo[q] = wo[c]
+        bstart[k] = q + 1
+    # bstart[k] is now the end of bucket k (and the start of bucket k + 1)
+    n = 0
+    lo = 0
+    for k in range(nb):
+        hi = bstart[k]
+        for c in range(lo + 1, hi):
+            d, s, o = bd[c], bi[c], bo[c]
+            pos = c
+            while pos > lo and _before(d, s, bd[pos - 1], bi[pos - 1]):
+                bd[pos] = bd[pos - 1]
+                bi[pos] = bi[pos - 1]
+                bo[pos] = bo[pos - 1]
+                pos -= 1
+            bd[pos] = d
+            bi[pos] = s
+            bo[pos] = o
+        for c in range(lo, hi):
+            o = bo[c]
+            if max_per_octant > 0 and octcount[o] >= max_per_octant:
                 continue
-        sel[n] = s
-        sdist[n] = wd[c]
-        octcount[o] += 1
-        n += 1
+            s = bi[c]
+            if max_per_hole > 0:
+                h = hole_ids[s]
+                same = 0
+                for j in range(n):
+                    if selh[j] == h:
+                        same += 1
+                if same >= max_per_hole:
+                    continue
+            sel[n] = s
+            sdist[n] = bd[c]
+            selh[n] = hole_ids[s]
+            octcount[o] += 1
+            n += 1
+            if n == max_samples:
+                return n
+        lo = hi
     return n
 
 
@@ -240,46 +360,49 @@ def _select_one(
     ut,
     hole_ids,
     amat,
-    cs,
-    cu,
-    cx,
-    ncand,
+    ps,
+    pu,
+    px,
+    sstart,
+    width,
+    centre,
     reach,
+    margin,
     limits,
     sel,
     sdist,
-    wd,
-    wi,
-    wo,
+    work,
+    iwork,
+    selh,
+    bstart,
     octcount,
 ):
-    """Select the neighbours of one target; return ``(n, n_holes, n_octants)``."""
+    """Select the neighbours of one target; return ``(n, n_holes, n_octants)``.
+
+    The rule of :mod:`estimator.kriging.search`: without limits, the closest
+    ``max_samples`` (:func:`_closest_by_shells`); with limits, every candidate
+    (:func:`_gather_by_shells`) through :func:`_greedy_by_buckets`. ``work`` (2, m) and
+    ``iwork`` (4, m) are work space.
+    """
     max_samples, max_per_hole, max_per_octant = limits[0], limits[1], limits[2]
-    nc = _gather(t, ut, amat, cs, cu, cx, ncand, reach, wd, wi, wo)
-    limited = max_per_hole > 0 or max_per_octant > 0
-    keep = min(nc, 3 * max_samples if limited else max_samples)
-    if keep > 0:
-        _smallest_first(wd, wi, wo, nc, keep)
-    n = _greedy(
-        wd, wi, wo, keep, hole_ids, max_samples, max_per_hole, max_per_octant, sel, sdist, octcount
-    )
-    if n < max_samples and keep < nc:
-        # the limits skipped too many of the closest: sort every candidate and start again
-        _gather(t, ut, amat, cs, cu, cx, ncand, reach, wd, wi, wo)
-        _sort_all(wd, wi, wo, nc)
-        n = _greedy(
-            wd,
-            wi,
-            wo,
-            nc,
-            hole_ids,
-            max_samples,
-            max_per_hole,
-            max_per_octant,
-            sel,
-            sdist,
-            octcount,
+    wd, bd = work[0], work[1]
+    wi, wo, bi, bo = iwork[0], iwork[1], iwork[2], iwork[3]
+    if max_per_hole > 0 or max_per_octant > 0:
+        nc = _gather_by_shells(
+            t, ut, amat, ps, pu, px, sstart, width, centre, reach, margin, wd, wi, wo
         )
+        n = _greedy_by_buckets(
+            wd, wi, wo, nc, hole_ids, limits, bd, bi, bo, bstart, sel, sdist, selh, octcount
+        )
+    else:
+        n = _closest_by_shells(
+            t, ut, amat, ps, pu, px, sstart, width, centre, reach, margin, max_samples, wd, wi, wo
+        )
+        octcount[:] = 0
+        for j in range(n):
+            sel[j] = wi[j]
+            sdist[j] = wd[j]
+            octcount[wo[j]] += 1
     noct = 0
     for o in range(8):
         if octcount[o] > 0:
@@ -301,8 +424,8 @@ def _make_select_loop(loop_range):
     """The loop over tasks, with ``loop_range`` = ``range`` (serial) or ``prange``."""
 
     def loop(
-        targets, scaled, groups, gstart, gcell, samples, hole_ids, amat, index, reach, limits,
-        sel, sdist, count, holes, octants,
+        targets, scaled, groups, gstart, gcell, samples, hole_ids, amat, index, reach, margin,
+        limits, sel, sdist, count, holes, octants,
     ):  # fmt: skip
         """Targets ``groups[gstart[g]:gstart[g + 1]]`` share the index cell ``gcell[g]``."""
         origin, cell, shape, start, order, usorted = index
@@ -313,19 +436,30 @@ def _make_select_loop(loop_range):
             cs = np.empty(m, dtype=np.int64)
             cu = np.empty((m, 3))
             cx = np.empty((m, 3))
-            wd = np.empty(m)
-            wi = np.empty(m, dtype=np.int64)
-            wo = np.empty(m, dtype=np.int64)
+            ps = np.empty(m, dtype=np.int64)
+            pu = np.empty((m, 3))
+            px = np.empty((m, 3))
+            shell = np.empty(m, dtype=np.int64)
+            sstart = np.empty(NSHELL + 1, dtype=np.int64)
+            centre = np.empty(3)
+            work = np.empty((2, m))
+            iwork = np.empty((4, m), dtype=np.int64)
+            selh = np.empty(limits[0], dtype=np.int64)
+            bstart = np.empty(NBUCKET + 1, dtype=np.int64)
             octcount = np.zeros(8, dtype=np.int64)
             for g in range(task * SELECT_TASK_SIZE, min(ngroups, (task + 1) * SELECT_TASK_SIZE)):
                 ncand = _group_candidates(
                     gcell[g], origin, cell, shape, start, order, usorted, samples, reach, cs, cu, cx
                 )
+                for a in range(3):
+                    centre[a] = origin[a] + (gcell[g, a] + 0.5) * cell
+                width = _shell_order(ncand, cs, cu, cx, centre, ps, pu, px, shell, sstart)
                 for q in range(gstart[g], gstart[g + 1]):
                     b = groups[q]
                     n, nh, no = _select_one(
-                        targets[b], scaled[b], hole_ids, amat, cs, cu, cx, ncand, reach, limits,
-                        sel[b], sdist[b], wd, wi, wo, octcount,
+                        targets[b], scaled[b], hole_ids, amat, ps, pu, px, sstart, width, centre,
+                        reach, margin, limits, sel[b], sdist[b], work, iwork, selh, bstart,
+                        octcount,
                     )  # fmt: skip
                     count[b] = n
                     holes[b] = nh
@@ -339,6 +473,20 @@ select_parallel = njit(parallel=True, **_JIT)(_make_select_loop(prange))
 
 
 # -- covariance and linear algebra -------------------------------------------------------
+# The loops below are laid out so that LLVM vectorises the spherical covariances (several
+# samples per instruction) and so that the sums of the Cholesky factor and of the back
+# substitution run several at a time, without changing any result: each number is computed
+# by exactly the operations, in exactly the order, of the plain per-element formula (no
+# reassociation, no fused multiply-add: ``fastmath`` is off), only several side by side.
+# Exponential and gaussian structures keep scalar loops whose innermost loop is a sum, so
+# that ``exp`` is never vectorised (a vector ``exp``, such as SVML's, may round differently
+# from the scalar one).
+@njit(**_JIT)
+def _unsigned(i):
+    """Index ``i >= 0`` as unsigned: numba then drops the negative-index test (no vectors)."""
+    return np.uint64(i)
+
+
 @njit(**_JIT)
 def _rho(code, h2):
     """Unit-sill correlation at squared scaled distance ``h2`` (codes as ``TYPE_CODES``)."""
@@ -353,47 +501,116 @@ def _rho(code, h2):
 
 
 @njit(**_JIT)
-def _cholesky(a, n):
-    """Cholesky factor ``L`` of ``a[:n, :n]`` in place (lower triangle); return the min pivot.
+def _spherical_to_points(r, n, pts, sill, acc):
+    """``acc[j] += sill * rho(|r[:, j] - pts[p]|)`` for ``j < n``, point ``p`` after point.
 
-    Only the lower triangle of ``a`` is read. The pivots are ``d_j = a_jj - sum_k L_jk^2 =
-    L_jj^2``. A pivot at or below ``PIVOT_TOL`` (the matrix is normalised to a unit diagonal)
-    means singular: the factorisation stops there and returns that pivot (NaN if the matrix
-    holds NaN), so the system is singular exactly when the result is not ``> PIVOT_TOL``.
-    Otherwise the result is the smallest pivot, ``min_j d_j``, a conditioning measure (see
-    ``ILL_CONDITIONED_PIVOT``).
+    Spherical structure; ``r`` (3, >= n) holds the samples' scaled offsets column-wise.
+    The branch of :func:`_rho` is a select here (the square root of ``h2 >= 1`` is computed
+    and discarded), so that the loop over samples vectorises.
+    """
+    for p in range(pts.shape[0]):
+        w0, w1, w2 = pts[p, 0], pts[p, 1], pts[p, 2]
+        for j in range(n):
+            e0 = r[0, j] - w0
+            e1 = r[1, j] - w1
+            e2 = r[2, j] - w2
+            h2 = e0 * e0 + e1 * e1 + e2 * e2
+            h = np.sqrt(h2)
+            rho = 1.0 - h * (1.5 - 0.5 * h * h)
+            acc[j] += sill * (0.0 if h2 >= 1.0 else rho)
+
+
+@njit(**_JIT)
+def _spherical_row(r, j, start, n, sill, acc, first):
+    """``acc[i] += sill * rho(|r[:, i] - r[:, j]|)`` for ``start <= i < n`` (spherical).
+
+    As :func:`_spherical_to_points`; ``first``: ``acc[i] = 0.0 + ...`` (a sum's first term).
+    ``i < j`` gives ``C_ji`` again (a difference changes only its sign), ``i = j`` gives
+    ``sill``.
+    """
+    r0, r1, r2 = r[0, j], r[1, j], r[2, j]
+    for ii in range(n - start):
+        i = _unsigned(ii + start)
+        e0 = r[0, i] - r0
+        e1 = r[1, i] - r1
+        e2 = r[2, i] - r2
+        h2 = e0 * e0 + e1 * e1 + e2 * e2
+        h = np.sqrt(h2)
+        rho = 1.0 - h * (1.5 - 0.5 * h * h)
+        acc[i] = (0.0 if first else acc[i]) + sill * (0.0 if h2 >= 1.0 else rho)
+
+
+@njit(**_JIT)
+def _cholesky(u, n, ncols):
+    """Cholesky factor of an ``n x n`` matrix held by rows of its upper triangle; min pivot.
+
+    On entry ``u[j, i]`` (``j < i < n``) holds ``a_ij = a_ji`` of the symmetric matrix ``a``
+    normalised to a unit diagonal (the diagonal and the lower triangle of ``u`` are not
+    read) and ``u[:n, n:ncols]`` right-hand sides ``b``. On return ``u[j, i] = L_ij``
+    (``j <= i < n``: the factor, transposed) and ``u[:n, n:ncols]`` holds the solutions
+    ``y`` of ``L y = b``: forward substitution is the factorisation of the matrix bordered
+    by ``b^T``, the same operations in the same order.
+
+    The pivots are ``d_j = a_jj - sum_k L_jk^2 = L_jj^2``. A pivot at or below
+    ``PIVOT_TOL`` means singular: the factorisation stops there and returns that pivot (NaN
+    if the matrix holds NaN), so the system is singular exactly when the result is not
+    ``> PIVOT_TOL``. Otherwise the result is the smallest pivot, ``min_j d_j``, a
+    conditioning measure (see ``ILL_CONDITIONED_PIVOT``).
+
+    Each ``L_ij = (a_ij - sum_k L_ik L_jk) / L_jj`` is summed over ``k`` in order; four
+    ``i`` at a time, so that four independent sums overlap in the processor.
     """
     dmin = np.inf
     for j in range(n):
-        acc = a[j, j]
+        pivot = 1.0
         for k in range(j):
-            acc -= a[j, k] * a[j, k]
-        if not acc > PIVOT_TOL:  # also catches NaN
-            return acc
-        dmin = min(dmin, acc)
-        d = np.sqrt(acc)
-        a[j, j] = d
-        for i in range(j + 1, n):
-            acc = a[i, j]
+            pivot -= u[k, j] * u[k, j]
+        if not pivot > PIVOT_TOL:  # also catches NaN
+            return pivot
+        dmin = min(dmin, pivot)
+        d = np.sqrt(pivot)
+        u[j, j] = d
+        i = j + 1
+        while i + 4 <= ncols:
+            a0 = u[j, i]
+            a1 = u[j, i + 1]
+            a2 = u[j, i + 2]
+            a3 = u[j, i + 3]
             for k in range(j):
-                acc -= a[i, k] * a[j, k]
-            a[i, j] = acc / d
+                f = u[k, j]
+                a0 -= u[k, i] * f
+                a1 -= u[k, i + 1] * f
+                a2 -= u[k, i + 2] * f
+                a3 -= u[k, i + 3] * f
+            u[j, i] = a0 / d
+            u[j, i + 1] = a1 / d
+            u[j, i + 2] = a2 / d
+            u[j, i + 3] = a3 / d
+            i += 4
+        while i < ncols:
+            a0 = u[j, i]
+            for k in range(j):
+                a0 -= u[k, i] * u[k, j]
+            u[j, i] = a0 / d
+            i += 1
     return dmin
 
 
 @njit(**_JIT)
-def _cholesky_solve(a, n, b):
-    """Solve ``L L^T x = b[:n]`` in place, ``L`` from :func:`_cholesky`."""
-    for i in range(n):
-        acc = b[i]
-        for k in range(i):
-            acc -= a[i, k] * b[k]
-        b[i] = acc / a[i, i]
+def _back_substitute(u, n, x, y):
+    """Overwrite ``x[:n]`` and ``y[:n]`` by the solutions of ``L^T z = x`` and ``L^T z = y``.
+
+    ``L^T`` from :func:`_cholesky`; the two substitutions run side by side.
+    """
     for i in range(n - 1, -1, -1):
-        acc = b[i]
+        ax = x[i]
+        ay = y[i]
         for k in range(i + 1, n):
-            acc -= a[k, i] * b[k]
-        b[i] = acc / a[i, i]
+            f = u[i, k]
+            ax -= f * x[k]
+            ay -= f * y[k]
+        x[i] = ax / u[i, i]
+        y[i] = ay / u[i, i]
 
 
 # -- one block ---------------------------------------------------------------------------
@@ -432,6 +649,10 @@ def _krige_one(
     ``min_pivot`` is the result of :func:`_cholesky` (OK, SK: the smallest pivot, or the
     pivot that stopped a singular factorisation); NaN for IDW and NN.
 
+    Work arrays: ``rel`` (3, maxs) and ``rs`` (ns, 3, maxs) hold sample offsets column-wise
+    (world, and scaled per structure); ``mat`` (maxs, maxs + 2) the matrix and forward
+    solutions (:func:`_cholesky`); ``cbar`` (maxs), ``rhs`` and ``aux`` (maxs + 2).
+
     The weights are left in ``rhs[:n]`` (OK, SK, IDW; NN: ``rhs[0] = 1``).
     """
     nan = np.nan
@@ -459,75 +680,101 @@ def _krige_one(
 
     ns = codes.shape[0]
     k = offsets.shape[0]
+    spherical = True
+    for q in range(ns):
+        if codes[q] != 0:
+            spherical = False
     t0, t1, t2 = t[0], t[1], t[2]
     for j in range(n):
         s = sel[j]
         dx = samples[s, 0] - t0
         dy = samples[s, 1] - t1
         dz = samples[s, 2] - t2
-        rel[j, 0] = dx
-        rel[j, 1] = dy
-        rel[j, 2] = dz
+        rel[0, j] = dx
+        rel[1, j] = dy
+        rel[2, j] = dz
         for q in range(ns):
             a = mats[q]
-            rs[q, j, 0] = a[0, 0] * dx + a[0, 1] * dy + a[0, 2] * dz
-            rs[q, j, 1] = a[1, 0] * dx + a[1, 1] * dy + a[1, 2] * dz
-            rs[q, j, 2] = a[2, 0] * dx + a[2, 1] * dy + a[2, 2] * dz
+            rs[q, 0, j] = a[0, 0] * dx + a[0, 1] * dy + a[0, 2] * dz
+            rs[q, 1, j] = a[1, 0] * dx + a[1, 1] * dy + a[1, 2] * dz
+            rs[q, 2, j] = a[2, 0] * dx + a[2, 1] * dy + a[2, 2] * dz
     inv_c0 = 1.0 / c0
-    # right-hand side: mean covariance between the sample and the discretisation points
+    # right-hand side: mean covariance between the sample and the discretisation points,
+    # summed structure by structure, point by point (then the nugget)
     for j in range(n):
-        acc = 0.0
-        for q in range(ns):
+        cbar[j] = 0.0
+    for q in range(ns):
+        if codes[q] == 0:
+            _spherical_to_points(rs[q], n, wofs[q], sills[q], cbar)
+        else:
             sq = sills[q]
             code = codes[q]
-            for p in range(k):
-                e0 = rs[q, j, 0] - wofs[q, p, 0]
-                e1 = rs[q, j, 1] - wofs[q, p, 1]
-                e2 = rs[q, j, 2] - wofs[q, p, 2]
-                acc += sq * _rho(code, e0 * e0 + e1 * e1 + e2 * e2)
+            for j in range(n):
+                acc = cbar[j]
+                for p in range(k):
+                    e0 = rs[q, 0, j] - wofs[q, p, 0]
+                    e1 = rs[q, 1, j] - wofs[q, p, 1]
+                    e2 = rs[q, 2, j] - wofs[q, p, 2]
+                    acc += sq * _rho(code, e0 * e0 + e1 * e1 + e2 * e2)
+                cbar[j] = acc
+    ncols = n + 2 if method == 0 else n + 1
+    for j in range(n):
+        acc = cbar[j]
         if (
             nugget > 0.0
-            and abs(rel[j, 0]) <= ofs_reach[0]
-            and abs(rel[j, 1]) <= ofs_reach[1]
-            and abs(rel[j, 2]) <= ofs_reach[2]
+            and abs(rel[0, j]) <= ofs_reach[0]
+            and abs(rel[1, j]) <= ofs_reach[1]
+            and abs(rel[2, j]) <= ofs_reach[2]
         ):
             for p in range(k):
-                e0 = rel[j, 0] - offsets[p, 0]
-                e1 = rel[j, 1] - offsets[p, 1]
-                e2 = rel[j, 2] - offsets[p, 2]
+                e0 = rel[0, j] - offsets[p, 0]
+                e1 = rel[1, j] - offsets[p, 1]
+                e2 = rel[2, j] - offsets[p, 2]
                 if e0 * e0 + e1 * e1 + e2 * e2 <= ZERO_DISTANCE_SQ:
                     acc += nugget
         cbar[j] = acc / k
-        rhs[j] = cbar[j] * inv_c0
-    # left-hand side: sample-to-sample covariances, normalised by C(0)
-    for i in range(n):
-        mat[i, i] = 1.0
-        for j in range(i):
-            acc = 0.0
+    # left-hand side: sample-to-sample covariances C_ij (i > j), normalised by C(0), in
+    # row j of the upper triangle; the vectorised loops start LANES-aligned at or before
+    # j + 1, so row j also gets values left of the diagonal, which nothing reads
+    for j in range(n):
+        start = (j + 1) - (j + 1) % LANES
+        if spherical:
             for q in range(ns):
-                e0 = rs[q, i, 0] - rs[q, j, 0]
-                e1 = rs[q, i, 1] - rs[q, j, 1]
-                e2 = rs[q, i, 2] - rs[q, j, 2]
-                acc += sills[q] * _rho(codes[q], e0 * e0 + e1 * e1 + e2 * e2)
+                _spherical_row(rs[q], j, start, n, sills[q], aux, q == 0)
+        else:
+            for i in range(j + 1, n):
+                acc = 0.0
+                for q in range(ns):
+                    e0 = rs[q, 0, i] - rs[q, 0, j]
+                    e1 = rs[q, 1, i] - rs[q, 1, j]
+                    e2 = rs[q, 2, i] - rs[q, 2, j]
+                    acc += sills[q] * _rho(codes[q], e0 * e0 + e1 * e1 + e2 * e2)
+                aux[i] = acc
+        r0, r1, r2 = rel[0, j], rel[1, j], rel[2, j]
+        for ii in range(n - start):
+            i = _unsigned(ii + start)
+            v = aux[i]
             if nugget > 0.0:
-                e0 = rel[i, 0] - rel[j, 0]
-                e1 = rel[i, 1] - rel[j, 1]
-                e2 = rel[i, 2] - rel[j, 2]
-                if e0 * e0 + e1 * e1 + e2 * e2 <= ZERO_DISTANCE_SQ:
-                    acc += nugget
-            mat[i, j] = acc * inv_c0
+                e0 = rel[0, i] - r0
+                e1 = rel[1, i] - r1
+                e2 = rel[2, i] - r2
+                v = v + nugget if e0 * e0 + e1 * e1 + e2 * e2 <= ZERO_DISTANCE_SQ else v
+            mat[j, i] = v * inv_c0
+    for j in range(n):
+        mat[j, n] = cbar[j] * inv_c0
+        mat[j, n + 1] = 1.0
     # covariance matrix C (normalised, SPD) by Cholesky; OK through the Schur complement:
     # a = C^-1 Cbar, b = C^-1 1, mu = (1'a - 1) / 1'b, l = a - mu b (so that C l + mu 1 = Cbar
     # and sum l = 1, the system of SPEC section 6)
-    min_pivot = _cholesky(mat, n)
+    min_pivot = _cholesky(mat, n, ncols)
     if not min_pivot > PIVOT_TOL:
         return nan, nan, nan, nan, nan, min_pivot, STATUS_SINGULAR
-    _cholesky_solve(mat, n, rhs)
+    for j in range(n):
+        rhs[j] = mat[j, n]
+        aux[j] = mat[j, n + 1]
+    _back_substitute(mat, n, rhs, aux)
     mu_n = 0.0
     if method == 0:
-        for j in range(n):
-            aux[j] = 1.0
-        _cholesky_solve(mat, n, aux)
         sa = 0.0
         sb = 0.0
         for j in range(n):
@@ -557,7 +804,6 @@ def _krige_one(
     ke = (bv - kv) / bv
     return est, kv, slope, ke, mu, min_pivot, STATUS_OK
 
-
 def _make_krige_loop(loop_range):
     """The loop over tasks, with ``loop_range`` = ``range`` (serial) or ``prange``."""
 
@@ -585,23 +831,29 @@ def _make_krige_loop(loop_range):
         kv,
         slope,
         ke,
+        dist,
         status,
         min_pivot,
         want_weights,
         weights,
         lagrange,
     ):
+        """Blocks ``blocks[i]`` with the neighbourhoods ``sel[i, :count[i]]``.
+
+        ``dist`` receives the mean search distance of the samples, summed in selection
+        order (NN: the distance of the one sample used).
+        """
         nb = blocks.shape[0]
         maxs = sel.shape[1]
         ns = codes.shape[0]
         ntasks = (nb + TASK_SIZE - 1) // TASK_SIZE
         for task in loop_range(ntasks):
-            rel = np.empty((maxs, 3))
-            rs = np.empty((ns, maxs, 3))
-            mat = np.empty((maxs, maxs))
-            rhs = np.empty(maxs + 1)
-            cbar = np.empty(maxs)
-            aux = np.empty(maxs)
+            rel = np.zeros((3, maxs))
+            rs = np.zeros((ns, 3, maxs))
+            mat = np.zeros((maxs, maxs + 2))
+            rhs = np.zeros(maxs + 2)
+            cbar = np.zeros(maxs)
+            aux = np.zeros(maxs + 2)
             for i in range(task * TASK_SIZE, min(nb, (task + 1) * TASK_SIZE)):
                 b = blocks[i]
                 n = count[i]
@@ -631,6 +883,13 @@ def _make_krige_loop(loop_range):
                     cbar,
                     aux,
                 )
+                if method == 3:
+                    dist[b] = sdist[i, 0]
+                else:
+                    total = 0.0
+                    for j in range(n):
+                        total += sdist[i, j]
+                    dist[b] = total / max(n, 1)
                 est[b] = e
                 kv[b] = v
                 slope[b] = s

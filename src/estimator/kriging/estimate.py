@@ -291,14 +291,6 @@ def _estimate_batch(
     count = np.ascontiguousarray(nb.count[ok])
     out["n"][blocks] = count
     out["holes"][blocks] = nb.holes[ok]
-    if kargs["method"] == _kernels.METHOD_CODES["nn"]:
-        out["dist"][blocks] = sdist[:, 0] if sdist.size else np.nan
-    else:
-        # mean scaled distance, summed in selection order
-        total = np.zeros(blocks.size)
-        for j in range(sdist.shape[1]):
-            total += np.where(j < count, np.nan_to_num(sdist[:, j]), 0.0)
-        out["dist"][blocks] = total / np.maximum(count, 1)
     if blocks.size == 0:
         return
     kernel = _kernels.krige_parallel if parallel else _kernels.krige_serial
@@ -326,6 +318,7 @@ def _estimate_batch(
         out["kv"],
         out["slope"],
         out["ke"],
+        out["dist"],
         status,
         out["min_pivot"],
         want,

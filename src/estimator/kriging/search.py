@@ -25,13 +25,18 @@ to the target is >= 0. A value of 0 for ``max_per_hole``, ``max_per_octant`` or
 Index: the samples are binned in a regular grid of the pass's scaled space (cells of
 ``CELL`` = 0.5 scaled units, a sorted cell list built with NumPy). Targets are grouped by the
 cell they fall in; a compiled kernel collects, once per group, every sample within reach of
-the group's cell, and then, per target, keeps the samples inside the ellipsoid. This is an
-exact range search, like a ``cKDTree`` query with ``distance_upper_bound=1``, but it runs
-inside numba without the GIL (``cKDTree.query`` holds the GIL when ``workers=1``, so threads
-would queue on it) and returns *all* samples in range, so hole and octant limits need no
-re-query. Only the closest ``max_samples`` (no limits) or ``3 * max_samples`` (limits)
-candidates are sorted; when the limits reject too many of those, all of them are sorted.
-Grouping changes only the work, never the result of a target.
+the group's cell (the candidates) and orders them by shells of distance from the cell's
+centre. Per target, the triangle inequality bounds the distance of a whole shell from
+below, so the search measures only the candidates that can matter: without limits it keeps
+the ``max_samples`` closest and stops at the first shell that cannot hold a closer one; with
+limits it measures every candidate in range and sorts them lazily (by buckets of distance)
+as far as the greedy pass reads. The bounds are computed in absolute scaled coordinates
+and widened by a margin for their rounding (``_margin``), so they never rule out a sample
+that the exact test would keep. This is an exact range search, like a ``cKDTree`` query
+with ``distance_upper_bound=1``, but it runs inside numba without the GIL
+(``cKDTree.query`` holds the GIL when ``workers=1``, so threads would queue on it), and hole
+and octant limits need no re-query. Grouping, shells and bounds change only the work, never
+the result of a target: it is the rule above, to the bit.
 """
 
 from __future__ import annotations
@@ -254,13 +259,32 @@ def find_neighbours(
     scaled = transform(targets, amat)
     groups, gstart, gcell = _group_targets(scaled, index[0], index[1])
     kernel(
-        targets, scaled, groups, gstart, gcell, samples, hole_ids, amat, index, REACH, limits,
+        targets, scaled, groups, gstart, gcell, samples, hole_ids, amat, index, REACH,
+        _margin(amat, samples, targets), limits,
         out.indices, out.distances, out.count, out.holes, out.octants,
     )  # fmt: skip
     out.ok[:] = out.count >= spass.min_samples
     if spass.min_octants > 0:
         out.ok[:] &= out.octants >= spass.min_octants
     return out
+
+
+def _margin(amat, samples, targets):
+    """Bound on the rounding error of distances measured between absolute scaled coordinates.
+
+    A scaled coordinate ``(A x)_i`` is computed with an absolute error below
+    ``3.3e-16 * sum_j |A_ij| |x_j|``; two of them and the norm of their difference stay well
+    within ``1e-14`` times the largest such sum (about 45 units of roundoff), plus ``1e-8``
+    as for ``REACH``. The kernel skips a candidate only when a distance measured in absolute
+    scaled coordinates exceeds what it needs by more than this, so rounding can never make
+    it skip one that the exact distance (from world coordinate differences) would keep.
+    """
+    a = np.abs(amat)
+    size = max(
+        float(np.max(np.abs(samples) @ a.T, initial=0.0)),
+        float(np.max(np.abs(targets) @ a.T, initial=0.0)),
+    )
+    return 1e-8 + 1e-14 * size
 
 
 def _group_targets(scaled, origin, cell):
