@@ -158,6 +158,9 @@ def test_fitted_variograms_paste_back_into_the_config(tmp_path):
     assert (out / "plots" / "variogram_outlaw_pd.png").is_file()
     table = pd.read_csv(out / "variograms_experimental.csv")
     assert set(table[table["domain"] == "outlaw"]["source"]) == {"fitted"}
+    # explicit models get no experimental variograms or plots unless experimental.plot asks
+    assert set(table["domain"]) == {"outlaw"}
+    assert not (out / "plots" / "variogram_offset_pd.png").exists()
     # rounded as a geologist writes it: 4 significant digits, angles to 0.1 degree
     assert all(len(f"{s['sill']:.10g}".replace(".", "").lstrip("0")) <= 4 for s in model["structures"])
     # paste the whole file back: the same models, now explicit, are used and written again
@@ -166,3 +169,4 @@ def test_fitted_variograms_paste_back_into_the_config(tmp_path):
     again = tmp_path / "again"
     assert main(["run", str(cfg_path), "--until", "variograms", "--out", str(again), "--quiet"]) == 0
     assert yaml.safe_load((again / "variograms.yaml").read_text()) == fitted
+    assert not (again / "variograms_experimental.csv").exists()

@@ -511,3 +511,21 @@ def test_babbitt_mpz_inside_agrees_with_reference_and_monte_carlo():
     frac = got.mean()
     sigma = np.sqrt(frac * (1 - frac) / len(p))
     assert abs(frac * np.prod(hi - lo) / wf.volume - 1) < 4 * sigma / frac
+
+
+def test_wireframe_modules_import_without_scipy_sparse_or_numba():
+    """A run without wireframes pays for neither: both load when a mesh is first checked."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import estimator.geometry.mesh, estimator.io.wireframe\n"
+        "print(sorted(m for m in ('scipy.sparse', 'numba') if m in sys.modules))\n"
+        "from estimator.geometry.mesh import points_inside, split_bodies\n"
+        "split_bodies([[0, 1, 2]])\n"
+        "points_inside([[0, 0, 0], [1, 0, 0], [0, 1, 0]], [[0, 1, 2]], [[0, 0, 1]])\n"
+        "print(sorted(m for m in ('scipy.sparse', 'numba') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split("\n")[:2] == ["[]", "['numba', 'scipy.sparse']"], done.stderr

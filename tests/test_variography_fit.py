@@ -439,16 +439,17 @@ def test_demo_offset_zone_fit_is_sensible(tmp_path):
     """
     from pathlib import Path
 
+    from estimator.cli import main
     from estimator.config import load_config
     from estimator.estimation import search_passes
-    from estimator.pipeline import RunState, stage_composites, stage_data
     from estimator.validation import cross_validate, summary
 
-    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "demo" / "demo.yaml")
-    state = RunState(config=cfg, out=tmp_path)
-    stage_data(state)
-    stage_composites(state)
-    comps = state.results["composites"]
+    demo = Path(__file__).resolve().parents[1] / "configs" / "demo" / "demo.yaml"
+    cfg = load_config(demo)
+    # the composites as a run writes them (CSV floats round-trip exactly)
+    out = tmp_path / "run"
+    assert main(["run", str(demo), "--until", "composites", "--out", str(out), "--quiet"]) == 0
+    comps = pd.read_csv(out / "composites.csv", dtype={"hole_id": str})
     sub = comps[(comps["domain"] == "offset") & np.isfinite(comps["pd"])]
     xyz = sub[["x", "y", "z"]].to_numpy(float)
     v = sub["pd"].to_numpy(float)
@@ -678,3 +679,79 @@ def test_positioned_samples_have_no_downhole_nugget_floor():
         assert st.ranges[0] >= st.ranges[1] >= st.ranges[2] == st.ranges[1], st.ranges
         npt.assert_allclose(abs(rotation_matrix(st.angles)[2, 2]), 1.0, atol=1e-3)
     assert axis_errors(model.structures[-1].angles, (30.0, 0.0, 0.0))[0] < 20.0, model
+
+
+# -- explicit models: experimental variograms only on request -----------------------------------
+def explicit_config(plot: bool | None):
+    """A config with an explicit model for ``all.g`` (``experimental.plot`` as given)."""
+    from estimator.config import parse_config
+
+    entry = {
+        "model": {
+            "nugget": 0.2,
+            "structures": [
+                {"type": "spherical", "sill": 0.8, "ranges": [60, 40, 10], "angles": [30, -20, 0]}
+            ],
+        }
+    }
+    if plot is not None:
+        entry["experimental"] = {"plot": plot}
+    raw = {"name": "x", "data": {"samples": "s.csv"}, "grades": ["g"],
+           "variography": {"all": {"g": entry}}}  # fmt: skip
+    return parse_config(raw, check_files=False)
+
+
+@pytest.mark.parametrize("plot", [None, False, True], ids=["default", "false", "true"])
+def test_explicit_model_experimental_only_when_asked(plot):
+    """An explicit model is used as given; its experimental variograms and plot are computed only
+    with ``experimental.plot: true`` (before: always, 2.5 s of a 13 s run nobody asked for)."""
+    from estimator.variography.stage import variography_stage
+
+    xyz, hid, depth = drillholes(nx=4, ny=4, n=20)
+    comps = pd.DataFrame({"x": xyz[:, 0], "y": xyz[:, 1], "z": xyz[:, 2], "hole_id": hid,
+                          "from": depth - 1.0, "to": depth + 1.0, "domain": "all",
+                          "g": simulate(xyz, 1, **SINGLE)})  # fmt: skip
+    cfg = explicit_config(plot)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EstimationWarning)
+        models, tables, figures, _ = variography_stage(cfg, comps)
+    assert models["all"]["g"] == cfg.variography["all"]["g"].model.to_model()
+    if plot:
+        (table,) = tables
+        assert set(table["source"]) == {"config"}
+        assert {"major", "semi-major", "minor", "downhole"} <= set(table["direction"])
+        assert isinstance(figures["all_g"], Figure)
+    else:
+        assert tables == [] and figures == {}
+
+
+def test_explicit_models_load_no_fitting_or_plotting_modules():
+    """A run of explicit models imports neither scipy.stats nor matplotlib nor the pair kernels
+    (they took about 1 s of every run's start-up)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import pandas as pd\n"
+        "from estimator.config import parse_config\n"
+        "from estimator.variography.stage import variography_stage\n"
+        "model = {'nugget': 0.2, 'structures': [{'type': 'spherical', 'sill': 0.8,\n"
+        "         'ranges': [60, 40, 10], 'angles': [30, -20, 0]}]}\n"
+        "cfg = parse_config({'name': 'x', 'data': {'samples': 's.csv'}, 'grades': ['g'],\n"
+        "                    'variography': {'all': {'g': {'model': model}}}},\n"
+        "                   check_files=False)\n"
+        "comps = pd.DataFrame({'x': [0.0, 1.0], 'y': 0.0, 'z': 0.0, 'hole_id': 'a',\n"
+        "                      'domain': 'all', 'g': [1.0, 2.0]})\n"
+        "models, tables, figures, _ = variography_stage(cfg, comps)\n"
+        "assert tables == [] and figures == {}\n"
+        "heavy = ('scipy.stats', 'scipy.optimize', 'matplotlib', 'numba',\n"
+        "         'estimator.variography.experimental', 'estimator.variography.fit')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+        "import estimator.variography.experimental, estimator.variography.plot\n"
+        "print(sorted(m for m in ('scipy.stats', 'matplotlib') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # the stage alone loads none of them; the experimental and plot modules load neither
+    # scipy.stats nor matplotlib until a normal-score transform or a plot needs them
+    assert done.stdout.split() == ["[]", "[]"], done.stdout + done.stderr

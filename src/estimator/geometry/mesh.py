@@ -3,6 +3,9 @@
 Everything here is a pure function of arrays: ``vertices`` is ``(nv, 3)`` float (x, y, z) and
 ``faces`` is ``(nf, 3)`` int, vertex indices of each triangle, wound counter-clockwise seen from
 outside (outward normals by the right-hand rule). Reading files is ``estimator.io.wireframe``.
+
+scipy.sparse and the compiled kernels (``_kernels``, numba) are imported by the functions that
+use them, so a run without wireframes never loads them.
 """
 
 from __future__ import annotations
@@ -10,11 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from estimator.errors import DataError
-from estimator.geometry import _kernels
 
 __all__ = [
     "Wireframe",
@@ -81,6 +81,9 @@ def split_bodies(faces) -> list[np.ndarray]:
     >>> [b.tolist() for b in split_bodies([[0, 1, 2], [3, 4, 5], [2, 1, 6]])]
     [[0, 2], [1]]
     """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     faces = _as_faces(faces)
     nf = len(faces)
     if nf == 0:
@@ -323,6 +326,8 @@ def points_inside(vertices, faces, points, *, parallel: bool = True) -> np.ndarr
     >>> points_inside(v, f, [[0.1, 0.1, 0.1], [1, 1, 1], [0, 0, 0.5]]).tolist()
     [True, False, True]
     """
+    from estimator.geometry import _kernels
+
     (vx, vy, vz), faces = _prepare(vertices, faces)
     p = np.asarray(points, dtype=np.float64).reshape(-1, 3)
     out = np.zeros(len(p), dtype=bool)
@@ -583,6 +588,8 @@ _NUDGE = 1e-6 * np.array([0.5257, 0.3191, 0.7887])
 
 def _surfaces_cross(v: np.ndarray, fa: np.ndarray, fb: np.ndarray, centre, shift):
     """A point near where body ``fa`` moved by ``shift`` crosses body ``fb``, or None."""
+    from estimator.geometry import _kernels
+
     ua, ia = np.unique(fa, return_inverse=True)
     ub, ib = np.unique(fb, return_inverse=True)
     verts = np.vstack([v[ua] - centre + shift, v[ub] - centre])  # small numbers: precise

@@ -36,7 +36,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from estimator.variography._pairs import (
     NACC,
@@ -129,6 +128,8 @@ def normal_scores(values) -> np.ndarray:
     usual practical shortcut; the exact back-transform of a variogram goes through a Hermite
     expansion of the anamorphosis and gives slightly different relative sills.
     """
+    from scipy import stats  # imported here: scipy.stats takes a while to load
+
     v = np.asarray(values, dtype=float)
     ranks = stats.rankdata(v, method="average")
     return stats.norm.ppf((ranks - 0.5) / v.size)

@@ -5,13 +5,16 @@ The figure is built with the Agg backend and returned; saving it is the io layer
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from estimator.variography.experimental import direction_vector
 from estimator.variography.models import VariogramModel
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 _ORDER = ("major", "semi-major", "minor", "downhole", "omni")
 _COLOURS = {"major": "C0", "semi-major": "C1", "minor": "C2", "downhole": "C3", "omni": "0.5"}
@@ -46,6 +49,9 @@ def plot_variograms(
     -------
     matplotlib.figure.Figure
     """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # matplotlib loads slowly
+    from matplotlib.figure import Figure
+
     names = list(dict.fromkeys(table["direction"]))
     names = [n for n in _ORDER if n in names] + [n for n in names if n not in _ORDER]
     fig = Figure(figsize=(4.0 * max(len(names), 1), 3.6), layout="constrained")

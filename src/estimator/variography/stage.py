@@ -1,30 +1,37 @@
 """The variography stage: per domain and grade, an explicit model or a fitted one.
 
-With an explicit ``model`` in the config the stage computes the experimental variograms along
-the model's own axes (and down the holes) and plots them against it, for comparison; without
-one it fits a model (:func:`estimator.variography.fit.variography`) and estimation uses it.
+Without a ``model`` in the config the stage fits one
+(:func:`estimator.variography.fit.variography`), with its experimental variograms and plots,
+and estimation uses it. An explicit ``model`` is used as given; only with
+``experimental.plot: true`` does the stage also compute the experimental variograms along the
+model's own axes (and down the holes) and plot them against it, for comparison.
+
+The experimental and fitting modules (scipy, numba kernels) and matplotlib are imported only
+when a model is fitted or plotted: a run of explicit models does not load them.
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from estimator.config import RunConfig, VariographyEntry
 from estimator.errors import DataError, EstimationWarning
-from estimator.variography.experimental import downhole_variogram, experimental_variogram
-from estimator.variography.fit import variography
-from estimator.variography.plot import plot_variograms
-from estimator.variography.settings import VariographySettings, principal_directions
+
+if TYPE_CHECKING:
+    from estimator.variography.settings import VariographySettings
 
 log = logging.getLogger(__name__)
 
 
 def settings_of(entry: VariographyEntry | None) -> VariographySettings:
     """The stage settings of a config entry (defaults when the entry is absent)."""
+    from estimator.variography.settings import VariographySettings
+
     entry = entry or VariographyEntry()
     return VariographySettings.from_dict(
         {"experimental": entry.experimental.model_dump(exclude={"plot"}), "fit": entry.fit.model_dump()}
@@ -89,6 +96,9 @@ def experimental_for_model(
     xyz, values, hole_ids, depths, model, s: VariographySettings
 ) -> pd.DataFrame:
     """Experimental variograms along an explicit model's axes, plus the down-hole one."""
+    from estimator.variography.experimental import downhole_variogram, experimental_variogram
+    from estimator.variography.settings import principal_directions
+
     extent = float(np.linalg.norm(np.ptp(xyz, axis=0))) if len(xyz) else 0.0
     major = max(st.ranges[0] for st in model.structures) if model.structures else extent
     lag = s.lag if s.lag is not None else max(1.2 * major / s.n_lags, 1e-9)
@@ -126,6 +136,9 @@ def variography_stage(
 ):
     """Models for every domain and grade, with experimental tables and plots.
 
+    A fitted model always comes with its experimental variograms (and a plot when ``plots``);
+    an explicit model only when its entry says ``experimental.plot: true``.
+
     Each domain and grade is logged as it starts (INFO); ``progress`` also shows a bar on
     stderr (the CLI turns it on for terminals).
 
@@ -154,15 +167,19 @@ def variography_stage(
 
         bar = tqdm(total=len(pairs), desc="variography", unit="model", file=sys.stderr)
     for k, (dom, grade) in enumerate(pairs, start=1):
-        sub = comps.loc[(comps["domain"] == dom).to_numpy()]
         entry = cfg.variography.get(dom, {}).get(grade)
+        explicit = entry is not None and entry.model is not None
+        if explicit and not entry.experimental.plot:
+            # the model as given: no experimental variograms (nobody asked for them)
+            log.info("  %s %s (%d of %d): model from the config", dom, grade, k, len(pairs))
+            models.setdefault(dom, {})[grade] = entry.model.to_model()
+            if bar is not None:
+                bar.update(1)
+            continue
+        sub = comps.loc[(comps["domain"] == dom).to_numpy()]
         s = settings_of(entry)
         ok = np.isfinite(sub[grade].to_numpy(float))
-        what = (
-            "experimental variograms along the given model's axes"
-            if entry is not None and entry.model is not None
-            else "fitting a model"
-        )
+        what = "experimental variograms along the given model's axes" if explicit else "fitting a model"
         log.info("  %s %s (%d of %d): %s, %d composites", dom, grade, k, len(pairs), what,
                  int(ok.sum()))  # fmt: skip
         if bar is not None:
@@ -175,7 +192,6 @@ def variography_stage(
             if "from" in sub
             else None
         )
-        explicit = entry is not None and entry.model is not None
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", EstimationWarning)
             if explicit:
@@ -187,6 +203,8 @@ def variography_stage(
                 )
                 source = "config"
             else:
+                from estimator.variography.fit import variography
+
                 if len(values) < 2:
                     msg = (
                         f"variography.{dom}.{grade}: {len(values)} composite(s) with a {grade} value; "
@@ -202,6 +220,8 @@ def variography_stage(
         if len(table):
             tables.append(table.assign(domain=dom, grade=grade, source=source))
             if plots:
+                from estimator.variography.plot import plot_variograms
+
                 figures[f"{dom}_{grade}"] = plot_variograms(
                     table,
                     model if not s.normal_score or explicit else None,
