@@ -311,7 +311,13 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.quiet)
     try:
         with handled():
-            return args.func(args)
+            rc = args.func(args)
+        # the objects of the run are about to go away with the process: do not make the
+        # garbage collector walk them at exit (0.5 s of a 3 s run)
+        import gc
+
+        gc.freeze()
+        return rc
     except EstimatorError as err:
         print(f"estimator: error: {err}", file=sys.stderr)
         return 2

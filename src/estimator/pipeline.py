@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from estimator import __version__
@@ -275,7 +274,6 @@ class _FileHashes:
 def _resources(cfg: RunConfig, report: DataReport, cache: dict) -> dict:
     """Input files the stages use besides tables: wireframes and the topography, loaded once a
     run (their report rows go to the data stage, which checks them)."""
-    from estimator.io.topography import load_topography
     from estimator.io.wireframe import load_wireframe
 
     if "wireframes" not in cache:
@@ -284,11 +282,11 @@ def _resources(cfg: RunConfig, report: DataReport, cache: dict) -> dict:
             for d in cfg.domains
             if d.wireframe is not None
         }
-        cache["topography"] = (
-            load_topography(cfg.data.topography, report=report)
-            if cfg.data.topography is not None
-            else None
-        )
+        cache["topography"] = None
+        if cfg.data.topography is not None:
+            from estimator.io.topography import load_topography
+
+            cache["topography"] = load_topography(cfg.data.topography, report=report)
         cache["config_sha256"] = output.file_sha256(cfg.source) if cfg.source else ""
     return cache
 
@@ -533,20 +531,15 @@ def write_data_report(state) -> pd.DataFrame:
 
 
 def _versions() -> dict[str, str]:
-    import dask
-    import numba
-    import scipy
-    import xarray
+    from importlib.metadata import PackageNotFoundError, version
 
-    return {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "pandas": pd.__version__,
-        "xarray": xarray.__version__,
-        "dask": dask.__version__,
-        "numba": numba.__version__,
-    }
+    out = {"python": platform.python_version()}
+    for name in ("numpy", "scipy", "pandas", "xarray", "dask", "numba", "zarr"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:  # pragma: no cover
+            out[name] = "not installed"
+    return out
 
 
 def write_run_json(state, until: str, *, command="run", status="finished", error=None):
