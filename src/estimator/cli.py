@@ -311,13 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.quiet)
     try:
         with handled():
-            rc = args.func(args)
-        # the objects of the run are about to go away with the process: do not make the
-        # garbage collector walk them at exit (0.5 s of a 3 s run)
-        import gc
-
-        gc.freeze()
-        return rc
+            return args.func(args)
     except EstimatorError as err:
         print(f"estimator: error: {err}", file=sys.stderr)
         return 2
@@ -338,5 +332,18 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def console_main() -> int:
+    """The ``estimator`` console script: :func:`main`, then a quick exit.
+
+    The run's objects go away with the process: freezing them spares the garbage collector a
+    walk over all of them at interpreter exit (about 0.5 s of a 3 s run).
+    """
+    rc = main()
+    import gc
+
+    gc.freeze()
+    return rc
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(console_main())
