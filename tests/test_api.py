@@ -113,3 +113,8 @@ def test_run_to_a_folder_reuses_the_next_time(tmp_path):
     again = estimator.run(estimator.parse_config(raw))
     assert {s["status"] for s in again.stages.values()} == {"reused"}
     assert np.isfinite(again.blockmodel["au"].values).sum() > 0
+
+
+def test_all_lists_every_lazy_name():
+    errors = {"ConfigError", "DataError", "EstimationWarning", "EstimatorError", "__version__"}
+    assert set(estimator.__all__) == set(estimator._LAZY) | errors

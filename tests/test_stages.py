@@ -15,13 +15,13 @@ import pandas as pd
 import pytest
 import xarray as xr
 import yaml
-from helpers import box_mesh
 
 from estimator.cli import main
 from estimator.config import parse_config
 from estimator.io.wireframe import write_obj
 from estimator.pipeline import STAGE_TABLE, STAGES
 from estimator.stages import ConfigView
+from helpers import box_mesh
 
 ALL = set(STAGES)
 AFTER_DATA = ALL - {"data"}

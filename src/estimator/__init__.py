@@ -50,9 +50,33 @@ _LAZY = {
     "grade_tonnage": ("estimator.reporting", "grade_tonnage"),
 }
 
-__all__ = sorted(
-    [*_LAZY, "ConfigError", "DataError", "EstimationWarning", "EstimatorError", "__version__"]
-)
+__all__ = [
+    "BlockGrid",
+    "ConfigError",
+    "DataError",
+    "EstimationWarning",
+    "EstimatorError",
+    "Run",
+    "RunConfig",
+    "SearchPass",
+    "Structure",
+    "VariogramModel",
+    "__version__",
+    "block_fractions",
+    "composite",
+    "cross_validate",
+    "desurvey",
+    "downhole_variogram",
+    "estimate_blocks",
+    "experimental_variogram",
+    "find_intercepts",
+    "fit_variogram",
+    "grade_tonnage",
+    "load_config",
+    "make_block_model",
+    "parse_config",
+    "run",
+]
 
 
 def __getattr__(name: str):

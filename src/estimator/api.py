@@ -98,7 +98,8 @@ def run(
     -------
     Run
     """
-    from estimator.pipeline import load, run as run_pipeline
+    from estimator.pipeline import load
+    from estimator.pipeline import run as run_pipeline
 
     cfg = _as_config(config)
     tmp = Path(tempfile.mkdtemp(prefix="estimator-")) if in_memory else None
