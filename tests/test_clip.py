@@ -170,3 +170,22 @@ def test_babbitt_fraction_volume_matches_the_wireframe():
     shape = (np.ceil(extent / size) + 2).astype(int)
     rotated = block_fractions(wf.vertices, wf.faces, corner, size, shape, 20.0, (4, 4, 4))
     assert abs(rotated.sum() * size.prod() / wf.volume - 1) < 0.005
+
+
+def test_windows_equal_the_whole_grid_bit_for_bit():
+    v, f = icosphere(7.3, 3, centre=(10.2, 9.7, 10.4))
+    args = (v, f, (0.0, 0.0, 0.0), (2.0, 1.5, 2.5), (10, 13, 9), 21.0, (3, 2, 4))
+    whole = block_fractions(*args)
+    assert 0 < whole.mean() < 1
+    for window in [
+        (slice(0, 9), slice(0, 13), slice(0, 10)),
+        (slice(2, 5), slice(3, 11), slice(4, 10)),
+        (slice(8, 9), slice(12, 13), slice(0, 1)),
+        (slice(0, 9), slice(0, 1), slice(5, 6)),
+    ]:
+        part = block_fractions(*args, window=window, parallel=False)
+        npt.assert_array_equal(part, whole[window], strict=True)
+    with pytest.raises(ValueError, match="not a non-empty range of blocks"):
+        block_fractions(*args, window=(slice(0, 9, 2), slice(0, 13), slice(0, 10)))
+    with pytest.raises(ValueError, match="not a non-empty range of blocks"):
+        block_fractions(*args, window=(slice(3, 3), slice(0, 13), slice(0, 10)))

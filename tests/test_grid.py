@@ -176,3 +176,22 @@ def test_make_block_model_errors():
         make_block_model(g, ["a"], ["au", "au"])
     with pytest.raises(ValueError, match=r"compute\.chunks must be three positive"):
         make_block_model(g, ["a"], ["au"], chunks=(0, 1, 1))
+
+
+def test_variable_attrs_are_what_describe_variables_applies():
+    from estimator.blockmodel.grid import describe_variables, variable_attrs
+
+    grid = BlockGrid((0, 0, 0), (5, 5, 5), (3, 2, 2), rotation=10.0)
+    ds = make_block_model(grid, ["ore"], ["pd"])
+    attrs = variable_attrs(["pd"], length_unit="m", grade_unit="g/t", method="sk")
+    out = describe_variables(ds, ["pd"], length_unit="m", grade_unit="g/t", method="sk")
+    for name in out.variables:
+        assert out[name].attrs == {**ds[name].attrs, **attrs[name]}, name
+    assert out.attrs["units"] == "m"
+    assert attrs["pd"] == {"long_name": "pd estimate (simple kriging)", "units": "g/t"}
+    assert attrs["pd_kv"]["units"] == "(g/t)^2"
+    assert attrs["pd_pass"]["flag_values"] == [-1, 0]
+    unset = variable_attrs(["pd"])
+    assert unset["pd"]["units"] == "unknown (data.grade_unit not set)"
+    assert unset[""]["units"] == "unknown (data.length_unit not set)"
+    assert "density" not in out and "class" not in out  # only variables present get attrs

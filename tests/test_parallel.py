@@ -320,3 +320,45 @@ def test_chunk_planning():
     ]
     # Each chunk gets the samples within its blocks' centre span +- reach, in original order.
     assert [t.sample_index.tolist() for t in tasks] == [[0, 2], [2], [1]]
+
+
+def test_connect_cluster_starts_a_loopback_cluster_that_closing_stops():
+    from estimator.kriging.parallel import connect
+
+    client = connect("cluster", workers=1)
+    try:
+        info = client.scheduler_info()
+        assert info["address"].startswith("tcp://127.0.0.1:")
+        # its only HTTP server (health and metrics; no dashboard) listens on loopback too
+        hosts = client.run_on_scheduler(
+            lambda dask_scheduler: sorted(
+                {s.getsockname()[0] for s in dask_scheduler.http_server._sockets.values()}
+            )
+        )
+        assert hosts == ["127.0.0.1"]
+        (address, worker), *others = info["workers"].items()
+        assert not others
+        assert address.startswith("tcp://127.0.0.1:") and worker["nthreads"] == 1
+        cluster = client.cluster
+    finally:
+        client.close()
+    assert cluster.status.name == "closed"
+    assert connect("threads") is None and connect("synchronous") is None
+
+
+def test_security_from_config(tmp_path):
+    from types import SimpleNamespace
+
+    from estimator.kriging.parallel import security_from_config
+
+    files = {}
+    for name in ("ca.pem", "cert.pem", "key.pem"):
+        files[name] = tmp_path / name
+        files[name].write_text("-----BEGIN CERTIFICATE-----\n")
+    sec = security_from_config(
+        SimpleNamespace(ca_file=files["ca.pem"], cert_file=files["cert.pem"], key_file=None)
+    )
+    assert sec.tls_ca_file == str(files["ca.pem"])
+    assert sec.tls_client_cert == str(files["cert.pem"]) and sec.tls_client_key is None
+    assert sec.require_encryption
+    assert security_from_config(sec) is sec and security_from_config(None) is None

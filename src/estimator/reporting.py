@@ -78,8 +78,16 @@ def _density_array(ds: xr.Dataset, density: Any, domain: str, shape: tuple) -> n
     return float(density)
 
 
-def _class_labels(values: np.ndarray) -> np.ndarray:
-    """Class labels as strings; NaN/None/empty become "" (unclassified)."""
+def _class_labels(values: np.ndarray, attrs: Mapping | None = None) -> np.ndarray:
+    """Class labels as strings; NaN/None/empty become "" (unclassified).
+
+    Integer codes with a ``class_names`` attribute (the chunked store's ``class``: 0 =
+    unclassified, k = the k-th name) are turned into their names.
+    """
+    names = (attrs or {}).get("class_names")
+    if names is not None and values.dtype.kind in "iu":
+        lookup = np.array(["", *(str(n) for n in np.ravel(names))], dtype=object)
+        return lookup[values]
     if values.dtype.kind in "fc":
         out = np.full(values.shape, "", dtype=object)
         ok = np.isfinite(values)
@@ -181,7 +189,7 @@ def grade_tonnage(
     if not has_class:
         wanted: list[str] = []
     elif classes is None:
-        every = _class_labels(np.asarray(ds["class"].values).ravel())
+        every = _class_labels(np.asarray(ds["class"].values).ravel(), ds["class"].attrs)
         wanted = sorted({names.get(lab, lab) for lab in every if lab != ""})
     elif isinstance(classes, Mapping):
         wanted = list(dict.fromkeys(names.values()))
@@ -201,13 +209,135 @@ def grade_tonnage(
         if not has_class:
             continue
         var = ds["class"].sel(domain=domain) if "domain" in ds["class"].dims else ds["class"]
-        labels = _class_labels(np.asarray(var.transpose("z", "y", "x").values))[ok]
+        labels = _class_labels(np.asarray(var.transpose("z", "y", "x").values), var.attrs)[ok]
         labels = (
             np.array([names.get(lab, lab) for lab in labels], dtype=object) if names else labels
         )
         for label in wanted:
             sel = labels == label
             rows += _rows(domain, label, g[sel], w[sel], cutoffs, metal_factor)
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    table.attrs["metal_unit"] = metal_unit
+    return table
+
+
+def chunk_windows(ds: xr.Dataset, chunks: Mapping[str, int] | None = None) -> list[dict]:
+    """Index windows ``{"z": slice, "y": slice, "x": slice}`` covering a block model.
+
+    ``chunks`` gives the window size per dimension; by default the Dataset's own dask chunks
+    (a lazily opened store: one window per stored chunk), or one window for a NumPy-backed
+    model. Fixed order: z slowest, x fastest.
+    """
+    if chunks is None:
+        var = ds["fraction"].variable
+        chunks = {d: max(c) for d, c in zip(var.dims, var.chunks or (), strict=False)}
+    starts = {}
+    for dim in ("z", "y", "x"):
+        n = ds.sizes[dim]
+        step = max(1, int(chunks.get(dim, n)))
+        starts[dim] = [slice(a, min(a + step, n)) for a in range(0, n, step)]
+    return [
+        {"z": zs, "y": ys, "x": xs} for zs in starts["z"] for ys in starts["y"] for xs in starts["x"]
+    ]
+
+
+def grade_tonnage_chunked(
+    ds: xr.Dataset,
+    grade: str,
+    cutoffs: Sequence[float],
+    density: Mapping[str, float] | float | str,
+    block_volume: float,
+    metal_factor: float | None = None,
+    classes: Sequence[str] | Mapping[Any, str] | None = None,
+    grade_unit: str | None = "g/t",
+    chunks: Mapping[str, int] | None = None,
+) -> pd.DataFrame:
+    """:func:`grade_tonnage` computed one chunk at a time: memory bounded by a chunk.
+
+    Same parameters, same table (equal to :func:`grade_tonnage` on the loaded model to
+    rounding: tonnes and metal are sums over the chunks, in the fixed chunk order of
+    :func:`chunk_windows`, so the result does not depend on anything but the chunking).
+    ``ds`` is normally a lazily opened chunked store
+    (:func:`estimator.io.blockstore.open_block_model`); only the variables the table needs
+    are read, window by window (``chunks``: window sizes, default the store's chunks).
+    """
+    if grade not in ds:
+        msg = f"grade {grade!r} is not in the block model (variables: {', '.join(map(str, ds.data_vars))})"
+        raise KeyError(msg)
+    if metal_factor is None:
+        metal_factor, metal_unit = metal_factor_for(grade_unit)
+    else:
+        metal_unit = f"t x grade x {metal_factor:g}"
+    cutoffs = [float(c) for c in cutoffs]
+    names = {}
+    if isinstance(classes, Mapping):
+        names = {
+            str(k) if not isinstance(k, float) else f"{k:g}": str(v) for k, v in classes.items()
+        }
+    has_class = "class" in ds
+    wanted_vars = ["fraction", grade] + (["class"] if has_class else [])
+    if isinstance(density, str):
+        if density not in ds:
+            msg = f"density variable {density!r} is not in the block model"
+            raise KeyError(msg)
+        wanted_vars.append(density)
+    domains = [str(d) for d in ds["domain"].values]
+    zero = [(0.0, 0.0)] * len(cutoffs)
+    sums: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    present: set[str] = set()
+
+    def add(domain, label, g, w):
+        acc = sums.setdefault((domain, label), list(zero))
+        for k, cutoff in enumerate(cutoffs):
+            sel = g >= cutoff
+            ws = w[sel]
+            acc[k] = (acc[k][0] + float(np.sum(ws)), acc[k][1] + float(np.sum(ws * g[sel])))
+
+    sub_all = ds[wanted_vars]
+    for window in chunk_windows(ds, chunks):
+        sub = sub_all.isel(window).compute()
+        cls = None
+        if has_class:
+            var = sub["class"]
+            cls = _class_labels(np.asarray(var.transpose("domain", "z", "y", "x").values),
+                                var.attrs)  # fmt: skip
+            if names:
+                cls = np.array([names.get(lab, lab) for lab in cls.ravel()], dtype=object)
+                cls = cls.reshape(var.shape)
+            present.update(lab for lab in np.unique(cls.astype(str)) if lab != "")
+        frac_all = np.asarray(sub["fraction"].transpose("domain", "z", "y", "x").values, float)
+        est_all = np.asarray(sub[grade].transpose("domain", "z", "y", "x").values, float)
+        for i, domain in enumerate(domains):
+            frac, est = frac_all[i], est_all[i]
+            weight = frac * float(block_volume) * _density_array(sub, density, domain, frac.shape)
+            ok = np.isfinite(est) & np.isfinite(weight) & (frac > 0)
+            if not ok.any():
+                continue
+            g, w = est[ok], np.broadcast_to(weight, frac.shape)[ok]
+            add(domain, "all", g, w)
+            if cls is None:
+                continue
+            labels = cls[i][ok]
+            for label in np.unique(labels.astype(str)):
+                sel = labels == label
+                add(domain, label, g[sel], w[sel])
+    if not has_class:
+        wanted: list[str] = []
+    elif classes is None:
+        wanted = sorted(present)
+    elif isinstance(classes, Mapping):
+        wanted = list(dict.fromkeys(names.values()))
+    else:
+        wanted = [str(c) for c in classes]
+    rows = []
+    for domain in domains:
+        for label in ["all", *wanted]:
+            for cutoff, (tonnes, wg) in zip(cutoffs, sums.get((domain, label), zero), strict=True):
+                mean = wg / tonnes if tonnes > 0 else np.nan
+                rows.append(
+                    {"domain": domain, "class": label, "cutoff": cutoff, "tonnes": tonnes,
+                     "grade": mean, "metal": tonnes * mean * metal_factor if tonnes > 0 else 0.0}
+                )  # fmt: skip
     table = pd.DataFrame(rows, columns=COLUMNS)
     table.attrs["metal_unit"] = metal_unit
     return table
@@ -328,7 +458,8 @@ def report_stage(cfg: Any, ds: xr.Dataset) -> tuple[pd.DataFrame, Figure | None]
         (or a block-by-block ``density`` variable in ``ds``; a domain without density counts
         1.0, with a logged warning), ``data.grade_unit`` and the classification's class order.
     ds : xarray.Dataset
-        The estimated block model.
+        The estimated block model: in memory, or lazily opened from a chunked store
+        (dask-backed; then read one chunk at a time by :func:`grade_tonnage_chunked`).
 
     Returns
     -------
@@ -353,7 +484,9 @@ def report_stage(cfg: Any, ds: xr.Dataset) -> tuple[pd.DataFrame, Figure | None]
     classes = None
     if cfg.classification is not None and "class" in ds:
         classes = [c.name for c in cfg.classification.classes]
-    table = grade_tonnage(
+    # a lazily opened chunked store is read one chunk at a time, never whole
+    tonnage = grade_tonnage_chunked if ds["fraction"].chunks is not None else grade_tonnage
+    table = tonnage(
         ds,
         grade,
         sorted(set(cfg.report.cutoffs)),

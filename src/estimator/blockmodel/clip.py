@@ -20,7 +20,7 @@ import numpy as np
 from estimator.geometry import _kernels
 from estimator.geometry.mesh import _prepare
 
-__all__ = ["block_fractions", "grid_to_world", "world_to_grid"]
+__all__ = ["block_fractions", "grid_to_world", "window_bounds", "world_to_grid"]
 
 
 def _cos_sin(rotation: float) -> tuple[float, float]:
@@ -93,6 +93,7 @@ def block_fractions(
     subcells: Sequence[int] = (4, 4, 4),
     *,
     parallel: bool = True,
+    window: Sequence[slice] | None = None,
 ) -> np.ndarray:
     """Fraction of each block inside a closed surface, from regular sub-cell centres.
 
@@ -122,11 +123,16 @@ def block_fractions(
         Sub-cells per block along x, y and z.
     parallel : bool, default True
         Use numba threads over rows of blocks.
+    window : (slice, slice, slice), optional
+        Only the blocks ``[z, y, x]`` of these index ranges (steps of 1), e.g. one chunk of a
+        chunked estimate. Sub-cell centres are placed from the blocks' global indices, so every
+        block of the window gets the same bits as in the whole-grid call.
 
     Returns
     -------
     (nz, ny, nx) numpy.ndarray of float64
-        Volume fraction in [0, 1], a multiple of ``1 / (su sv sw)``.
+        Volume fraction in [0, 1], a multiple of ``1 / (su sv sw)`` (the window's shape when
+        one is given).
 
     Notes
     -----
@@ -150,7 +156,8 @@ def block_fractions(
         raise ValueError(msg)
     nx, ny, nz = _positive_ints(shape, "shape")
     sub = np.array(_positive_ints(subcells, "subcells"), dtype=np.int64)
-    out = np.zeros((nz, ny, nx), dtype=np.float64)
+    lo_win, hi_win = window_bounds(window, (nx, ny, nz))
+    out = np.zeros(tuple((hi_win - lo_win)[::-1]), dtype=np.float64)
     if len(faces) == 0:
         return out
     # the surface in the grid frame, relative to the origin
@@ -162,8 +169,8 @@ def block_fractions(
     used = np.unique(faces)
     lo = np.array([gu[used].min(), gv[used].min(), gw[used].min()])
     hi = np.array([gu[used].max(), gv[used].max(), gw[used].max()])
-    first = np.clip(np.floor(lo / size), 0, [nx, ny, nz]).astype(np.int64)
-    last = np.clip(np.floor(hi / size) + 1, 0, [nx, ny, nz]).astype(np.int64)
+    first = np.clip(np.floor(lo / size), lo_win, hi_win).astype(np.int64)
+    last = np.clip(np.floor(hi / size) + 1, lo_win, hi_win).astype(np.int64)
     if (last <= first).any():
         return out
     bounds, h, gnx, gny, start, items = _kernels.xy_index(gu, gv, faces)
@@ -173,5 +180,27 @@ def block_fractions(
         gu, gv, gw, faces, bounds, h, gnx, gny, start, items,
         first * sub, size / sub, sub, counts, int(np.diff(start).max()),
     )  # fmt: skip
-    out[first[2] : last[2], first[1] : last[1], first[0] : last[0]] = counts / float(sub.prod())
+    a, b = first - lo_win, last - lo_win
+    out[a[2] : b[2], a[1] : b[1], a[0] : b[0]] = counts / float(sub.prod())
     return out
+
+
+def window_bounds(window: Sequence[slice] | None, shape: Sequence[int]):
+    """``(lo, hi)`` block index bounds in (x, y, z) order of a ``(z, y, x)`` slice window.
+
+    ``None`` is the whole grid of ``shape`` ``(nx, ny, nz)``. The window must lie inside the
+    grid, with steps of 1.
+    """
+    n = np.array([int(k) for k in shape], dtype=np.int64)
+    if window is None:
+        return np.zeros(3, dtype=np.int64), n
+    zs, ys, xs = window
+    lo, hi = [], []
+    for s, size in zip((xs, ys, zs), n, strict=True):
+        start, stop, step = s.indices(int(size))
+        if step != 1 or stop <= start:
+            msg = f"window {tuple(window)!r} is not a non-empty range of blocks with step 1"
+            raise ValueError(msg)
+        lo.append(start)
+        hi.append(stop)
+    return np.array(lo, dtype=np.int64), np.array(hi, dtype=np.int64)

@@ -23,14 +23,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from estimator.blockmodel.clip import window_bounds
 from estimator.blockmodel.grid import BlockGrid
 
 __all__ = [
     "DomainVolumes",
+    "SampleIndex",
     "Surface",
     "domain_fractions",
     "surface_elevation_at",
     "surface_elevation_columns",
+    "topography_totals",
 ]
 
 #: Sub-cell centres handled per batch (memory: a few hundred bytes each).
@@ -57,17 +60,11 @@ class DomainVolumes:
     uncovered_area: float = 0.0
 
 
-def _sub_axes(grid: BlockGrid, subcells: Sequence[int]):
-    """Sub-cell centre offsets from the origin along each grid axis (grid frame)."""
-    out = []
-    for n, s, k in zip(grid.shape, grid.block_size, subcells, strict=True):
-        h = s / k
-        out.append((np.arange(n * k, dtype=np.float64) + 0.5) * h)
-    return out
-
-
 def surface_elevation_columns(
-    surface: Surface, grid: BlockGrid, subcells: Sequence[int]
+    surface: Surface,
+    grid: BlockGrid,
+    subcells: Sequence[int],
+    window: Sequence[slice] | None = None,
 ) -> np.ndarray:
     """Elevation of the surface above each sub-cell column of the grid.
 
@@ -79,18 +76,25 @@ def surface_elevation_columns(
         The grid (possibly rotated).
     subcells : sequence of 3 int
         Sub-cells per block along x, y, z.
+    window : (slice, slice, slice), optional
+        Only the columns of the blocks ``[z, y, x]`` of these ranges (z is ignored). Each
+        column's value is the same as in the whole-grid call.
 
     Returns
     -------
     numpy.ndarray, shape (ny * sv, nx * su)
         The highest elevation of the surface over the column's centre, ``-inf`` where no
         triangle lies over it. Triangles seen edge-on from above (vertical) are ignored.
+        With a window: the window's ``(wy * sv, wx * su)`` columns.
     """
     su, sv, _ = (int(k) for k in subcells)
-    nx, ny, _ = grid.shape
+    lo_win, hi_win = window_bounds(window, grid.shape)
     dx, dy, _ = grid.block_size
     hu, hv = dx / su, dy / sv
-    ncu, ncv = nx * su, ny * sv
+    # column index ranges [ci0, ci1) x [cj0, cj1) of the window
+    ci0, ci1 = int(lo_win[0]) * su, int(hi_win[0]) * su
+    cj0, cj1 = int(lo_win[1]) * sv, int(hi_win[1]) * sv
+    ncu, ncv = ci1 - ci0, cj1 - cj0
     ztop = np.full(ncv * ncu, -np.inf)
     v = np.asarray(surface.vertices, dtype=np.float64)
     f = np.asarray(surface.faces, dtype=np.int64)
@@ -110,8 +114,8 @@ def surface_elevation_columns(
     i1 = np.floor(np.maximum.reduce([ua, ub, uc]) / hu - 0.5).astype(np.int64)
     j0 = np.ceil(np.minimum.reduce([va, vb, vc]) / hv - 0.5).astype(np.int64)
     j1 = np.floor(np.maximum.reduce([va, vb, vc]) / hv - 0.5).astype(np.int64)
-    i0, j0 = np.maximum(i0, 0), np.maximum(j0, 0)
-    i1, j1 = np.minimum(i1, ncu - 1), np.minimum(j1, ncv - 1)
+    i0, j0 = np.maximum(i0, ci0), np.maximum(j0, cj0)
+    i1, j1 = np.minimum(i1, ci1 - 1), np.minimum(j1, cj1 - 1)
     keep = flat & (i1 >= i0) & (j1 >= j0)
     tri = np.flatnonzero(keep)
     wi = i1[tri] - i0[tri] + 1
@@ -139,7 +143,7 @@ def surface_elevation_columns(
         eps = -1e-12
         inside = (l1 >= eps) & (l2 >= eps) & (l3 >= eps)
         z = l1 * zv[a[tt]] + l2 * zv[b[tt]] + l3 * zv[c[tt]]
-        col = cj * ncu + ci
+        col = (cj - cj0) * ncu + (ci - ci0)
         np.maximum.at(ztop, col[inside], z[inside])
         start = stop
     return ztop.reshape(ncv, ncu)
@@ -208,32 +212,70 @@ def surface_elevation_at(surface: Surface, x, y) -> np.ndarray:
     return out
 
 
-def _below_counts(ztop: np.ndarray, grid: BlockGrid, subcells: Sequence[int]) -> np.ndarray:
-    """Sub-cell centres below ``ztop`` in each block, ``(nz, ny, nx)`` ints (all where -inf)."""
-    su, sv, sw = (int(k) for k in subcells)
-    nx, ny, nz = grid.shape
+def _below_levels(ztop: np.ndarray, grid: BlockGrid, subcells: Sequence[int]) -> np.ndarray:
+    """Sub-cell levels (from the grid's bottom) below ``ztop`` in each column (all where -inf)."""
+    sw = int(subcells[2])
     hw = grid.block_size[2] / sw
-    levels = nz * sw
+    levels = grid.shape[2] * sw
     t = (ztop - grid.origin[2]) / hw
     # sub-cell level m has its centre at z0 + (m + 1/2) hw: below ztop when m < t - 1/2
     with np.errstate(invalid="ignore"):
         below = np.where(np.isfinite(ztop), np.clip(np.ceil(t - 0.5), 0, levels), levels)
-    below = below.astype(np.int64)
-    out = np.empty((nz, ny, nx), dtype=np.int64)
-    for k in range(nz):
+    return below.astype(np.int64)
+
+
+def _below_counts(
+    ztop: np.ndarray, grid: BlockGrid, subcells: Sequence[int], window: Sequence[slice] | None
+) -> np.ndarray:
+    """Sub-cell centres below ``ztop`` in each block of the window, ``(wz, wy, wx)`` ints."""
+    su, sv, sw = (int(k) for k in subcells)
+    lo, hi = window_bounds(window, grid.shape)
+    wx, wy = int(hi[0] - lo[0]), int(hi[1] - lo[1])
+    below = _below_levels(ztop, grid, subcells)
+    out = np.empty((int(hi[2] - lo[2]), wy, wx), dtype=np.int64)
+    for i, k in enumerate(range(int(lo[2]), int(hi[2]))):
         layer = np.clip(below - k * sw, 0, sw)
-        out[k] = layer.reshape(ny, sv, nx, su).sum(axis=(1, 3))
+        out[i] = layer.reshape(wy, sv, wx, su).sum(axis=(1, 3))
     return out
 
 
-def _subcell_centres(grid: BlockGrid, subcells, blocks_zyx: np.ndarray):
-    """World centres of every sub-cell of the given blocks, and their column indices.
+def topography_totals(
+    surface: Surface, grid: BlockGrid, subcells: Sequence[int], columns: Sequence[int] = (64, 64)
+) -> tuple[float, float]:
+    """Volume above the surface inside the grid, and the grid area it leaves uncovered.
 
-    Returns ``xyz (n * s, 3)``, ``block (n * s,)`` (row into ``blocks_zyx``) and
-    ``col (n * s,)`` (flat index into the ``(ny * sv, nx * su)`` column grid).
+    The same two numbers as :func:`domain_fractions` gives for the whole grid
+    (``above_topography``, ``uncovered_area``), computed over windows of ``columns``
+    ``(bx, by)`` blocks so that memory stays bounded by one window's sub-cell columns. Both
+    are integer sub-cell counts until the last multiplication, so any window gives the same
+    bits.
     """
     su, sv, sw = (int(k) for k in subcells)
-    nx = grid.shape[0]
+    per = su * sv * sw
+    nx, ny, _ = grid.shape
+    levels = grid.shape[2] * sw
+    bx, by = (max(1, int(c)) for c in columns)
+    above = np.int64(0)
+    uncovered = np.int64(0)
+    for y0 in range(0, ny, by):
+        for x0 in range(0, nx, bx):
+            window = (slice(0, 1), slice(y0, min(y0 + by, ny)), slice(x0, min(x0 + bx, nx)))
+            ztop = surface_elevation_columns(surface, grid, subcells, window)
+            uncovered += np.int64(np.isinf(ztop).sum())
+            above += np.int64((levels - _below_levels(ztop, grid, subcells)).sum())
+    sub_area = (grid.block_size[0] / su) * (grid.block_size[1] / sv)
+    return float(above / per * grid.block_volume), float(uncovered * sub_area)
+
+
+def _subcell_centres(grid: BlockGrid, subcells, blocks_zyx: np.ndarray, window=None):
+    """World centres of every sub-cell of the given blocks, and their column indices.
+
+    ``blocks_zyx`` holds global block indices. Returns ``xyz (n * s, 3)``, ``block (n * s,)``
+    (row into ``blocks_zyx``) and ``col (n * s,)`` (flat index into the window's
+    ``(wy * sv, wx * su)`` column grid; the whole grid's without a window).
+    """
+    su, sv, sw = (int(k) for k in subcells)
+    lo, hi = window_bounds(window, grid.shape)
     dx, dy, dz = grid.block_size
     cz, cy, cx = np.meshgrid(np.arange(sw), np.arange(sv), np.arange(su), indexing="ij")
     cz, cy, cx = cz.ravel(), cy.ravel(), cx.ravel()
@@ -247,43 +289,77 @@ def _subcell_centres(grid: BlockGrid, subcells, blocks_zyx: np.ndarray):
     x, y = grid.to_world(u, v)
     xyz = np.stack([x.ravel(), y.ravel(), w.ravel()], axis=1)
     block = np.repeat(np.arange(blocks_zyx.shape[0]), cx.size)
-    col = (gv * (nx * su) + gu).ravel()
+    ncu = int(hi[0] - lo[0]) * su
+    col = ((gv - int(lo[1]) * sv) * ncu + (gu - int(lo[0]) * su)).ravel()
     return xyz, block, col
+
+
+def _window_blocks(window, grid: BlockGrid) -> np.ndarray:
+    """Global ``(z, y, x)`` indices of every block of the window, C order, shape (n, 3)."""
+    lo, hi = window_bounds(window, grid.shape)
+    kk, jj, ii = np.meshgrid(
+        np.arange(lo[2], hi[2]), np.arange(lo[1], hi[1]), np.arange(lo[0], hi[0]), indexing="ij"
+    )
+    return np.stack([kk.ravel(), jj.ravel(), ii.ravel()], axis=1)
+
+
+@dataclass(frozen=True)
+class SampleIndex:
+    """The samples a ``nearest_sample`` block rule looks at, with their k-d tree.
+
+    Build it once (:meth:`build`) and pass it to every :func:`domain_fractions` call of a
+    chunked estimate: the nearest sample of a sub-cell centre (ties included) then comes from
+    the same tree in every chunk.
+    """
+
+    points: np.ndarray
+    labels: np.ndarray
+    tree: object
+
+    @classmethod
+    def build(cls, points, labels) -> SampleIndex:
+        """Index sample positions ``(n, 3)`` and their domain names (``""`` = no domain)."""
+        from scipy.spatial import cKDTree
+
+        pts = np.zeros((0, 3)) if points is None else np.asarray(points, dtype=float)
+        labs = np.zeros(0, dtype=object) if labels is None else np.asarray(labels)
+        labs = labs.astype(str)
+        return cls(pts, labs, cKDTree(pts) if pts.shape[0] else None)
 
 
 def _nearest_sample_counts(
     grid: BlockGrid,
     subcells,
-    points: np.ndarray,
-    labels: np.ndarray,
+    index: SampleIndex,
     rule_domains: Mapping[str, float],
     ztop: np.ndarray | None,
+    window=None,
 ) -> dict[str, np.ndarray]:
     """Per rule domain, the sub-cell centres whose nearest sample is its own and close enough."""
-    from scipy.spatial import cKDTree
-
-    nx, ny, nz = grid.shape
-    out = {d: np.zeros((nz, ny, nx), dtype=np.int64) for d in rule_domains}
-    if points.shape[0] == 0 or not rule_domains:
+    lo, hi = window_bounds(window, grid.shape)
+    shape = tuple(int(v) for v in (hi - lo)[::-1])
+    out = {d: np.zeros(shape, dtype=np.int64) for d in rule_domains}
+    if index.tree is None or not rule_domains:
         return out
-    tree = cKDTree(points)
+    tree = index.tree
     reach = max(rule_domains.values())
     names = list(rule_domains)
-    code = {d: i for i, d in enumerate(names)}
-    label_code = np.array([code.get(str(lab), -1) for lab in labels], dtype=np.int64)
+    label_code = np.full(index.labels.shape[0], -1, dtype=np.int64)
+    for i, name in enumerate(names):
+        label_code[index.labels == name] = i
     limit = np.array([rule_domains[d] for d in names])
     # candidate blocks: a sample within reach of some point of the block
-    kk, jj, ii = np.meshgrid(np.arange(nz), np.arange(ny), np.arange(nx), indexing="ij")
-    allb = np.stack([kk.ravel(), jj.ravel(), ii.ravel()], axis=1)
+    allb = _window_blocks(window, grid)
     centres = grid.block_centres(allb[:, 0], allb[:, 1], allb[:, 2])
     dist, _ = tree.query(centres, k=1, distance_upper_bound=reach + grid.half_diagonal)
     cand = allb[np.isfinite(dist)]
     per = int(np.prod(subcells))
     step = max(1, BATCH // per)
     flat_ztop = None if ztop is None else ztop.ravel()
+    start = lo[::-1]
     for s in range(0, cand.shape[0], step):
         blocks = cand[s : s + step]
-        xyz, block, col = _subcell_centres(grid, subcells, blocks)
+        xyz, block, col = _subcell_centres(grid, subcells, blocks, window)
         d, nearest = tree.query(xyz, k=1, distance_upper_bound=reach)
         ok = np.isfinite(d)
         dom = np.full(d.size, -1, dtype=np.int64)
@@ -297,7 +373,7 @@ def _nearest_sample_counts(
             if not sel.any():
                 continue
             counts = np.bincount(block[sel], minlength=blocks.shape[0])
-            b = blocks[counts > 0]
+            b = blocks[counts > 0] - start
             out[name][b[:, 0], b[:, 1], b[:, 2]] += counts[counts > 0]
     return out
 
@@ -307,7 +383,7 @@ def _below(z: np.ndarray, ztop: np.ndarray) -> np.ndarray:
     return ~np.isfinite(ztop) | (z < ztop)
 
 
-def _clip_straddling(grid, subcells, wf, below, ztop, frac_wf):
+def _clip_straddling(grid, subcells, wf, below, ztop, frac_wf, window=None, parallel=True):
     """Exact sub-cell fractions of a wireframe below the topography, where a block straddles it."""
     from estimator.geometry.mesh import points_inside
 
@@ -317,14 +393,15 @@ def _clip_straddling(grid, subcells, wf, below, ztop, frac_wf):
     out = frac_wf * (below == per)
     if blocks.size == 0:
         return out
+    start = window_bounds(window, grid.shape)[0][::-1]
     flat_ztop = ztop.ravel()
     step = max(1, BATCH // per)
     for s in range(0, blocks.shape[0], step):
         b = blocks[s : s + step]
-        xyz, block, col = _subcell_centres(grid, subcells, b)
+        xyz, block, col = _subcell_centres(grid, subcells, b + start, window)
         keep = _below(xyz[:, 2], flat_ztop[col])
         inside = np.zeros(xyz.shape[0], dtype=bool)
-        inside[keep] = points_inside(wf.vertices, wf.faces, xyz[keep])
+        inside[keep] = points_inside(wf.vertices, wf.faces, xyz[keep], parallel=parallel)
         counts = np.bincount(block[inside], minlength=b.shape[0])
         out[b[:, 0], b[:, 1], b[:, 2]] = counts / per
     return out
@@ -339,6 +416,9 @@ def domain_fractions(
     points: np.ndarray | None = None,
     labels: np.ndarray | None = None,
     topography: Surface | None = None,
+    window: Sequence[slice] | None = None,
+    sample_index: SampleIndex | None = None,
+    parallel: bool = True,
 ) -> DomainVolumes:
     """Volume fraction of every block in every domain (SPEC section 5 ``fraction``).
 
@@ -349,7 +429,8 @@ def domain_fractions(
     subcells : sequence of 3 int
         ``block_model.subcells``.
     domains : sequence of DomainConfig
-        In config order (an empty sequence means the one domain ``all``).
+        In config order (an empty sequence means the one domain ``all``). Only ``name`` and
+        ``blocks.max_distance`` (the ``nearest_sample`` rule, or ``blocks = None``) are read.
     wireframes : mapping
         ``{domain name: Wireframe}`` (``vertices``, ``faces``) for the domains that have one.
     points, labels : numpy.ndarray, optional
@@ -357,33 +438,44 @@ def domain_fractions(
         the domains with a ``nearest_sample`` block rule.
     topography : Surface, optional
         Volume above it is removed.
+    window : (slice, slice, slice), optional
+        Only the blocks ``[z, y, x]`` of these index ranges (one chunk of a chunked estimate).
+        Every value is the same, bit for bit, as the whole-grid call's for that block: sub-cell
+        centres come from global indices. ``above_topography`` and ``uncovered_area`` then
+        describe the window only (:func:`topography_totals` gives the whole grid's).
+    sample_index : SampleIndex, optional
+        ``SampleIndex.build(points, labels)``, built once for many windows (overrides
+        ``points`` and ``labels``).
+    parallel : bool, default True
+        Numba threads in the wireframe kernels (False inside an already parallel run).
 
     Returns
     -------
     DomainVolumes
+        Fractions of shape ``(n_domains, nz, ny, nx)`` (the window's shape when given).
     """
     from estimator.blockmodel.clip import block_fractions
 
     subcells = tuple(int(k) for k in subcells)
     per = int(np.prod(subcells))
-    nx, ny, nz = grid.shape
+    lo, hi = window_bounds(window, grid.shape)
+    wx, wy, wz = (int(v) for v in hi - lo)
     names = [d.name for d in domains] or ["all"]
-    frac = np.zeros((len(names), nz, ny, nx))
+    frac = np.zeros((len(names), wz, wy, wx))
     ztop = below = None
     result = DomainVolumes(frac)
     if topography is not None:
-        ztop = surface_elevation_columns(topography, grid, subcells)
-        below = _below_counts(ztop, grid, subcells)
+        ztop = surface_elevation_columns(topography, grid, subcells, window)
+        below = _below_counts(ztop, grid, subcells, window)
         sub_area = (grid.block_size[0] / subcells[0]) * (grid.block_size[1] / subcells[1])
         result.uncovered_area = float(np.isinf(ztop).sum() * sub_area)
         result.above_topography = float((per - below).sum() / per * grid.block_volume)
     rules = {d.name: d.blocks.max_distance for d in domains if getattr(d, "blocks", None)}
     rule_counts = {}
     if rules:
-        pts = np.zeros((0, 3)) if points is None else np.asarray(points, dtype=float)
-        labs = np.zeros(0, dtype=object) if labels is None else np.asarray(labels)
-        rule_counts = _nearest_sample_counts(grid, subcells, pts, labs, rules, ztop)
-    taken = np.zeros((nz, ny, nx))
+        index = sample_index if sample_index is not None else SampleIndex.build(points, labels)
+        rule_counts = _nearest_sample_counts(grid, subcells, index, rules, ztop, window)
+    taken = np.zeros((wz, wy, wx))
     for i, name in enumerate(names):
         wf = wireframes.get(name)
         if name in rule_counts:
@@ -391,12 +483,12 @@ def domain_fractions(
         elif wf is not None:
             f = block_fractions(
                 wf.vertices, wf.faces, grid.origin, grid.block_size, grid.shape, grid.rotation,
-                subcells,
+                subcells, parallel=parallel, window=window,
             )  # fmt: skip
             if below is not None:
-                f = _clip_straddling(grid, subcells, wf, below, ztop, f)
+                f = _clip_straddling(grid, subcells, wf, below, ztop, f, window, parallel)
         else:
-            f = np.ones((nz, ny, nx)) if below is None else below / per
+            f = np.ones((wz, wy, wx)) if below is None else below / per
         f = np.minimum(f, 1.0 - taken)
         taken = taken + f
         frac[i] = f

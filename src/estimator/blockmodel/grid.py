@@ -344,18 +344,25 @@ def make_block_model(
     return ds
 
 
-def describe_variables(
-    ds: xr.Dataset,
+def variable_attrs(
     grades: Sequence[str],
     *,
     length_unit: str | None = None,
     grade_unit: str | None = None,
     method: str = "ok",
-) -> xr.Dataset:
-    """Give every variable and coordinate its ``long_name`` and ``units`` (CF style).
+) -> dict[str, dict]:
+    """``long_name`` and ``units`` (CF style) of every block-model variable and coordinate.
 
+    The one source of the block model's attributes: :func:`describe_variables` applies them to
+    a Dataset, the chunked store (:mod:`estimator.io.blockstore`) writes them into its arrays.
     Units are never assumed: where ``data.length_unit`` or ``data.grade_unit`` is not
     configured the attribute says so. Flag and pass variables carry CF ``flag_*`` attributes.
+
+    Returns
+    -------
+    dict
+        ``{name: attrs}`` for ``x, y, z, x_world, y_world, domain, fraction, density, class``
+        and the grade variables of every grade; the key ``""`` holds the global ``units``.
     """
     from estimator.kriging.parallel import FLAG_BITS
 
@@ -368,7 +375,7 @@ def describe_variables(
         "idw": "inverse distance weighting",
         "nn": "nearest neighbour",
     }.get(method, method)
-    ds = ds.copy()
+    out: dict[str, dict] = {"": {"units": lu}}
     for name, words in (
         ("x", "block centre x (grid frame)"),
         ("y", "block centre y (grid frame)"),
@@ -376,17 +383,16 @@ def describe_variables(
         ("x_world", "block centre x (world)"),
         ("y_world", "block centre y (world)"),
     ):
-        if name in ds.coords:
-            ds[name].attrs.update(long_name=words, units=lu)
-    ds["domain"].attrs.update(long_name="estimation domain")
-    ds["fraction"].attrs.update(
-        long_name="volume fraction of the block inside the domain (below the topography)",
-        units="1",
-    )
+        out[name] = {"long_name": words, "units": lu}
+    out["domain"] = {"long_name": "estimation domain"}
+    out["fraction"] = {
+        "long_name": "volume fraction of the block inside the domain (below the topography)",
+        "units": "1",
+    }
     passes = "; ".join(["-1 outside the domain", "0 inside but not estimated", "k: pass k"])
     meanings = " ".join(FLAG_BITS)
     for g in grades:
-        attrs = {
+        out.update({
             g: {"long_name": f"{g} estimate ({method_words})", "units": gu},
             f"{g}_kv": {"long_name": f"{g} kriging variance", "units": squared},
             f"{g}_slope": {
@@ -411,18 +417,35 @@ def describe_variables(
                 "flag_masks": list(FLAG_BITS.values()),
                 "flag_meanings": meanings,
             },
-        }  # fmt: skip
-        for name, a in attrs.items():
-            if name in ds:
-                ds[name].attrs.update(a)
-    if "density" in ds:
-        ds["density"].attrs.update(
-            long_name="dry bulk density", units=f"t per cubic {length_unit}" if length_unit else
-            "t per cubic data unit (data.length_unit not set)",
-        )  # fmt: skip
-    if "class" in ds:
-        ds["class"].attrs.update(long_name="resource class ('' = unclassified)")
-    ds.attrs["units"] = lu
+        })  # fmt: skip
+    out["density"] = {
+        "long_name": "dry bulk density",
+        "units": f"t per cubic {length_unit}" if length_unit
+        else "t per cubic data unit (data.length_unit not set)",
+    }  # fmt: skip
+    out["class"] = {"long_name": "resource class ('' = unclassified)"}
+    return out
+
+
+def describe_variables(
+    ds: xr.Dataset,
+    grades: Sequence[str],
+    *,
+    length_unit: str | None = None,
+    grade_unit: str | None = None,
+    method: str = "ok",
+) -> xr.Dataset:
+    """Give every variable and coordinate its ``long_name`` and ``units`` (CF style).
+
+    The attributes are those of :func:`variable_attrs`; variables absent from ``ds`` are
+    skipped.
+    """
+    attrs = variable_attrs(grades, length_unit=length_unit, grade_unit=grade_unit, method=method)
+    ds = ds.copy()
+    for name, a in attrs.items():
+        if name and name in ds.variables:
+            ds[name].attrs.update(a)
+    ds.attrs["units"] = attrs[""]["units"]
     return ds
 
 

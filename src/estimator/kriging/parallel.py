@@ -312,8 +312,45 @@ def _compute(delayed_tasks: list, scheduler: Any, progress: bool, num_workers: i
             client.close()
 
 
-def connect(scheduler: Any, timeout: float = 10.0):
-    """Open a dask.distributed client for a scheduler address (None for the local schedulers).
+def security_from_config(security: Any):
+    """``compute.security`` (``ca_file``, ``cert_file``, ``key_file``) as dask's ``Security``.
+
+    ``None`` stays ``None``; a ``distributed.Security`` is returned as it is. The client
+    authenticates with the certificate and checks the scheduler's against the CA
+    (``require_encryption``: a ``tls://`` address only).
+    """
+    if security is None:
+        return None
+    from distributed import Security
+
+    if isinstance(security, Security):
+        return security
+    key = getattr(security, "key_file", None)
+    return Security(
+        tls_ca_file=str(security.ca_file),
+        tls_client_cert=str(security.cert_file),
+        tls_client_key=str(key) if key else None,
+        require_encryption=True,
+    )
+
+
+def connect(
+    scheduler: Any, timeout: float = 10.0, *, security: Any = None, workers: int | None = None
+):
+    """Open a dask.distributed client (None for the local schedulers).
+
+    Parameters
+    ----------
+    scheduler : str
+        A scheduler address (``tcp://host:port``, ``tls://host:port``), or ``cluster``: a
+        LocalCluster of ``workers`` processes (default: one per core) of one thread each,
+        listening on 127.0.0.1 only, without dashboard; closing the client stops it.
+    timeout : float
+        Seconds to wait for the scheduler.
+    security : SecurityConfig or distributed.Security, optional
+        TLS files for a ``tls://`` address (``compute.security``).
+    workers : int, optional
+        Worker processes of ``cluster``.
 
     Raises
     ------
@@ -327,8 +364,20 @@ def connect(scheduler: Any, timeout: float = 10.0):
         return None
     from distributed import Client
 
+    if scheduler == "cluster":
+        import os
+
+        n = int(workers) if workers else (os.cpu_count() or 1)
+        # Client() without an address starts a LocalCluster that closing the client stops
+        return Client(
+            n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address=None, set_as_default=False,
+        )  # fmt: skip
     try:
-        return Client(scheduler, timeout=timeout, set_as_default=False)
+        return Client(
+            scheduler, timeout=timeout, security=security_from_config(security),
+            set_as_default=False,
+        )  # fmt: skip
     except Exception as err:  # OSError, TimeoutError, ValueError (bad address), ...
         msg = (
             f"compute.scheduler: cannot reach the dask scheduler at {scheduler} within "
