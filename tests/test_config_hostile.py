@@ -140,6 +140,10 @@ def test_enormous_grid_is_refused_before_any_work(folder):
     text = BASE.format(assays="a1.csv") + GRID.format(
         bs="5, 5, 5", shape="100000, 100000, 100000", rot=0
     )
+    with pytest.raises(ConfigError, match=r"block_model.shape: 100000 x 100000 x 100000 .* chunks"):
+        load_text(folder, text)
+    # as NetCDF (one file, in memory) the same grid is refused for its memory
+    text += "output: {format: netcdf}\n"
     with pytest.raises(ConfigError, match=r"block_model.shape: 100000 x 100000 x 100000 .* memory"):
         load_text(folder, text)
 

@@ -606,6 +606,16 @@ class RunConfig(_Section):
                         f"PLY) or a block rule, domains[{i}].blocks: {{rule: nearest_sample, "
                         "max_distance: <data units>}} (README: Domains without a wireframe)"
                     )
+            nx, ny, nz = self.block_model.shape
+            cx, cy, cz = self.compute.chunks
+            n_chunks = -(-nx // cx) * -(-ny // cy) * -(-nz // cz)
+            if n_chunks > MAX_CHUNKS:
+                problems.append(
+                    f"block_model.shape: {nx} x {ny} x {nz} blocks in chunks of {cx} x {cy} x "
+                    f"{cz} (compute.chunks) make {n_chunks:,} chunks, more than the "
+                    f"{MAX_CHUNKS:,} a run plans; use larger blocks, a smaller extent or larger "
+                    "compute.chunks"
+                )
             need = self.memory_needed()
             have = physical_memory()
             if have and need > 0.8 * have:
@@ -625,9 +635,20 @@ class RunConfig(_Section):
         return self
 
     # -- convenience -------------------------------------------------------------------------
-    def memory_needed(self) -> int:
-        """Bytes the in-memory block model needs (about three copies of every variable)."""
+    def block_model_format(self) -> str:
+        """``netcdf`` or ``zarr``: ``output.format``, with ``auto`` decided by the model's size."""
+        if self.output.format != "auto":
+            return self.output.format
         if self.block_model is None:
+            return "netcdf"
+        nx, ny, nz = self.block_model.shape
+        blocks = nx * ny * nz * len(self.domain_names)
+        return "netcdf" if blocks <= self.output.netcdf_max_blocks else "zarr"
+
+    def memory_needed(self) -> int:
+        """Bytes a NetCDF block model needs in memory (about three copies of every variable);
+        a Zarr model is written chunk by chunk and needs none of it."""
+        if self.block_model is None or self.block_model_format() == "zarr":
             return 0
         nx, ny, nz = self.block_model.shape
         per_block = 8 + len(self.grades) * (5 * 8 + 3 * 4 + 1) + 8  # fraction, grades, class
@@ -787,6 +808,8 @@ def parse_config(
     return cfg
 
 
+#: A grid cut into more chunks than this (``compute.chunks``) is refused at load.
+MAX_CHUNKS = 2_000_000
 #: A config expanding (through YAML aliases) to more values than this is refused.
 MAX_CONFIG_VALUES = 100_000
 

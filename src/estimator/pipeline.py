@@ -96,7 +96,7 @@ STAGE_TABLE = (
         config=(
             "block_model", "estimation", "classification", "grades", "domains[*].name",
             "domains[*].wireframe", "domains[*].blocks", "data.topography", "data.length_unit",
-            "data.grade_unit",
+            "data.grade_unit", "output.format", "output.netcdf_max_blocks",
         ),
         reads=("name", "compute"),
         inputs=("composites", "models", "intervals", "samples"),
@@ -138,6 +138,7 @@ RUN_FILES = (
     "variograms.yaml",
     "variograms_experimental.csv",
     "blockmodel.nc",
+    "blockmodel.zarr",
     "grade_tonnage.csv",
     "plots",
     "artefacts",
@@ -187,8 +188,15 @@ def persist(name: str, obj: Any, folder: Path, cfg: RunConfig) -> list[str]:
             output.save_figure(folder / f"plots/variogram_{key}.png", fig)
             written.append(f"plots/variogram_{key}.png")
     elif name == "blockmodel":
-        output.write_netcdf(folder / "blockmodel.nc", obj)
-        written.append("blockmodel.nc")
+        from estimator.io import blockstore
+
+        if cfg.block_model_format() == "zarr":
+            output.move_folder(obj, folder / "blockmodel.zarr")
+            written.append("blockmodel.zarr")
+        else:
+            blockstore.to_netcdf(obj, folder / "blockmodel.nc")
+            written.append("blockmodel.nc")
+        output.remove_folder(Path(obj).parent)
     elif name == "grade_tonnage":
         output.write_csv(folder / "grade_tonnage.csv", obj)
         written.append("grade_tonnage.csv")
@@ -224,6 +232,10 @@ def load(name: str, files: list[str], folder: Path) -> Any:
     if name == "models":
         return art.load_models(folder / "variograms.yaml")
     if name == "blockmodel":
+        if (folder / "blockmodel.zarr").is_dir() and "blockmodel.nc" not in files:
+            from estimator.io.blockstore import open_block_model
+
+            return open_block_model(folder / "blockmodel.zarr")
         return art.open_blockmodel(folder / "blockmodel.nc")
     msg = f"artefact {name!r} is not read back by later stages"
     raise ValueError(msg)
@@ -345,7 +357,12 @@ def run(
     own = client is None
     if own:
         client = (
-            connect(cfg.compute.scheduler, cfg.compute.connect_timeout)
+            connect(
+                cfg.compute.scheduler,
+                cfg.compute.connect_timeout,
+                security=cfg.compute.security,
+                workers=cfg.compute.workers,
+            )
             if cfg.estimation is not None and STAGES.index(until) >= STAGES.index("estimate")
             else None
         )
@@ -374,6 +391,7 @@ def run(
         old = list(previous["outputs"]) if previous else _ours(folder)
         keep = set(state.outputs)
         output.publish(staging, folder, remove=[n for n in old if n not in keep] + ["reports", "failed"])
+        output.remove_partials(folder)
     return state
 
 
@@ -400,13 +418,11 @@ def _run_stages(state: RunState, previous: dict | None, until: str) -> str | Non
         t0 = time.perf_counter()
         reused = False
         if prev is not None and prev.get("input_hash") == h_in:
-            intact = all(
-                (state.folder / f).is_file()
-                and f in prev_outputs
-                and output.file_sha256(state.folder / f) == prev_outputs[f]
+            ok = all(
+                f in prev_outputs and intact(state.folder / f, prev_outputs[f])
                 for f in prev.get("files", [])
             )
-            if intact:
+            if ok:
                 reused = True
                 why = "unchanged"
             else:
@@ -434,6 +450,7 @@ def _run_stages(state: RunState, previous: dict | None, until: str) -> str | Non
                 for a in stage.inputs
                 if a in artefact_files
             }
+            work = state.folder / f"{output.PARTIAL_PREFIX}{stage.name}-{h_in[:16]}"
             ctx = StageContext(
                 config=ConfigView(cfg, stage.sections, stage.name),
                 inputs=Inputs(loaders),
@@ -441,7 +458,8 @@ def _run_stages(state: RunState, previous: dict | None, until: str) -> str | Non
                 report=report,
                 progress=state.progress,
                 client=state.client,
-                work=state.out,
+                work=work,
+                input_hash=h_in,
             )
             produced = stage.func(ctx)
             check_interrupt()
@@ -452,7 +470,7 @@ def _run_stages(state: RunState, previous: dict | None, until: str) -> str | Non
                 written = persist(name, obj, state.out, cfg)
                 if not written:
                     continue
-                digests = {f: output.file_sha256(state.out / f) for f in written}
+                digests = {f: digest(state.out / f) for f in written}
                 state.outputs.update(digests)
                 files.extend(written)
                 record_files[name] = written
@@ -499,6 +517,29 @@ def _run_stages(state: RunState, previous: dict | None, until: str) -> str | Non
         folder, files = artefact_files["grade_tonnage"]
         state.results["grade_tonnage"] = art.load_grade_tonnage(folder / "grade_tonnage.csv")
     return done
+
+
+def digest(path: Path) -> str:
+    """SHA-256 of an output: a file's bytes, or a block-model store's content."""
+    if path.is_dir():
+        from estimator.io.blockstore import store_digest
+
+        return store_digest(path)
+    return output.file_sha256(path)
+
+
+def intact(path: Path, expected: str) -> bool:
+    """Whether an output is still what the run wrote (a store's chunks are read back)."""
+    if not path.exists():
+        return False
+    if path.is_dir():
+        from estimator.io.blockstore import store_digest, verify_store
+
+        try:
+            return store_digest(path) == expected and not verify_store(path)
+        except DataError:
+            return False
+    return output.file_sha256(path) == expected
 
 
 def _key_of(artefact: str, rel: str) -> str:
@@ -769,18 +810,18 @@ def verify_run_folder(run_dir: Path) -> dict:
             f"{meta.get('error', 'no reason recorded')}); run it again"
         )
         raise DataError(msg)
-    if "blockmodel.nc" not in meta["outputs"]:
+    if not {"blockmodel.nc", "blockmodel.zarr"} & set(meta["outputs"]):
         msg = (
             f"{run_dir}: this run stopped at stage {meta.get('finished_stage')!r}: it has no block "
             "model to report"
         )
         raise DataError(msg)
-    for rel, digest in meta["outputs"].items():
+    for rel, expected in meta["outputs"].items():
         path = run_dir / rel
-        if not path.is_file():
+        if not path.exists():
             msg = f"{path}: missing; the run folder is incomplete: run the config again"
             raise DataError(msg)
-        if output.file_sha256(path) != digest:
+        if not intact(path, expected):
             msg = (
                 f"{path}: not the file this run wrote (its SHA-256 differs from run.json): the "
                 "folder mixes files of different runs, or the file was changed or truncated; "
@@ -824,7 +865,7 @@ def rereport(run_dir: Path, cutoffs: list[float] | None = None, out: str | Path 
     stage = STAGE_TABLE[STAGES.index("report")]
     ctx = StageContext(
         config=ConfigView(cfg, stage.sections, stage.name),
-        inputs=Inputs({"blockmodel": lambda: load("blockmodel", [], run_dir)}),
+        inputs=Inputs({"blockmodel": lambda: load("blockmodel", list(meta["outputs"]), run_dir)}),
     )
     produced = stage.func(ctx)
     table, fig = produced["grade_tonnage"], produced["grade_tonnage_plot"]
@@ -839,7 +880,9 @@ def rereport(run_dir: Path, cutoffs: list[float] | None = None, out: str | Path 
                 "command": "report",
                 "run": str(run_dir.resolve()),
                 "run_id": meta.get("run_id"),
-                "blockmodel_sha256": meta["outputs"]["blockmodel.nc"],
+                "blockmodel_sha256": meta["outputs"].get(
+                    "blockmodel.zarr", meta["outputs"].get("blockmodel.nc")
+                ),
                 "cutoffs": cfg.report.cutoffs,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             },

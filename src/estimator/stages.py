@@ -87,6 +87,7 @@ class StageContext:
     progress: bool = False
     client: Any = None
     work: Path | None = None
+    input_hash: str = ""
 
     def note(self, text: str) -> None:
         """A warning for the geologist: logged now, kept in run.json."""
@@ -334,8 +335,8 @@ FLAG_WORDS = {
 
 def stage_estimate(ctx: StageContext) -> dict:
     """Build the block model, clip it by each wireframe and krige every grade."""
-    from estimator.estimation import estimate_stage
     from estimator.kriging import _kernels
+    from estimator.kriging.chunked import ChunkPlan, estimate_to_store
 
     cfg = ctx.config
     points = ctx.get("intervals")
@@ -346,20 +347,44 @@ def stage_estimate(ctx: StageContext) -> dict:
         if points is not None
         else None
     )
+    plan = ChunkPlan.from_config(
+        cfg,
+        ctx.inputs["composites"],
+        ctx.inputs["models"],
+        ctx.resources["wireframes"],
+        topography=ctx.resources["topography"],
+        domain_points=domain_points,
+    )
+    attrs = {
+        "title": f"estimator block model of run {cfg.name}",
+        "run_name": cfg.name,
+        "estimator_version": __version__,
+        "config_sha256": ctx.resources.get("config_sha256", ""),
+        "estimate_input_sha256": ctx.input_hash,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "Conventions": "CF-1.8",
+        "source": "estimator (ordinary/simple kriging, IDW or NN of composites)",
+    }
+    store_path = ctx.work / "blockmodel.zarr"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", EstimationWarning)
-        ds, counts = estimate_stage(
-            cfg,
-            ctx.inputs["composites"],
-            ctx.inputs["models"],
-            ctx.resources["wireframes"],
-            topography=ctx.resources["topography"],
-            domain_points=domain_points,
-            scheduler=ctx.client,
+        _, counts = estimate_to_store(
+            plan,
+            store_path,
+            ctx.input_hash,
+            scheduler=ctx.client if ctx.client is not None else cfg.compute.scheduler,
+            num_workers=cfg.compute.workers,
+            security=cfg.compute.security,
+            connect_timeout=cfg.compute.connect_timeout,
             progress=ctx.progress,
+            attrs=attrs,
         )
     for w in caught:
         log.warning(str(w.message))
+    chunks = counts.pop("chunks", {})
+    if chunks.get("reused"):
+        log.info("  %d of %d chunks kept from an interrupted run", chunks["reused"],
+                 chunks["planned"])  # fmt: skip
     ctx.counts.update(counts)
     unit = _unit(cfg)
     vol = counts["volume_by_domain"]
@@ -398,18 +423,9 @@ def stage_estimate(ctx: StageContext) -> dict:
                     high=flags["highest_estimate"] or np.nan, top=rng[1],
                     low=flags["lowest_estimate"] or np.nan, bottom=rng[0],
                 )  # fmt: skip
-                ctx.report.add("blockmodel.nc", None, None, code, text, action)
+                ctx.report.add("blockmodel", None, None, code, text, action)
                 ctx.note(text)
-    ds = ds.assign_attrs(
-        title=f"estimator block model of run {cfg.name}",
-        run_name=cfg.name,
-        estimator_version=__version__,
-        config_sha256=ctx.resources.get("config_sha256", ""),
-        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        Conventions="CF-1.8",
-        source="estimator (ordinary/simple kriging, IDW or NN of composites)",
-    )
-    return {"blockmodel": ds}
+    return {"blockmodel": store_path}
 
 
 def stage_report(ctx: StageContext) -> dict:

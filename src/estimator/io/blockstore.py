@@ -561,24 +561,28 @@ def verify_store(path: str | Path) -> list[tuple[int, int, int]]:
 
 
 def store_digest(path: str | Path) -> str:
-    """SHA-256 naming a store's content, from its metadata and its chunks' recorded hashes.
+    """SHA-256 naming a store's content: the bytes of every file except the data variables'
+    chunks, which count by their recorded hashes (no chunk is read).
 
-    Cheap (no chunk is read): every ``zarr.json`` of the store and every completion record's
-    chunk index and SHA-256, in a fixed order. Pair it with :func:`verify_store` (which reads
-    the chunks back) to trust a store found on disk.
+    The metadata, coordinates and completion records are hashed as they are on disk; pair it
+    with :func:`verify_store` (which reads the chunks back) to trust a store found on disk.
     """
     path = Path(path)
     if _store_info(path) is None:
         msg = f"{path}: not an estimator block-model store"
         raise DataError(msg)
+    data_vars = {name for name, *_ in _layout_of(path).variables()}
     h = hashlib.sha256()
-    for meta in sorted(path.rglob("zarr.json")):
-        h.update(meta.relative_to(path).as_posix().encode() + b"\0")
-        h.update(meta.read_bytes())
-    records = path / RECORDS
-    for rec in sorted(records.glob("z*_y*_x*.json")) if records.is_dir() else []:
-        data = json.loads(rec.read_text(encoding="utf-8"))
-        h.update(f"{rec.name}\0{data.get('plan_id')}\0{data.get('sha256')}\0".encode())
+    for f in sorted(q for q in path.rglob("*") if q.is_file()):
+        parts = f.relative_to(path).parts
+        if len(parts) > 2 and parts[0] in data_vars and parts[1] == "c":
+            continue  # a data chunk: its record's hash stands for it
+        if parts[0] == RECORDS:
+            data = json.loads(f.read_text(encoding="utf-8"))
+            h.update(f"{f.name}\0{data.get('plan_id')}\0{data.get('sha256')}\0".encode())
+            continue
+        h.update("/".join(parts).encode() + b"\0")
+        h.update(f.read_bytes())
     return h.hexdigest()
 
 

@@ -114,6 +114,10 @@ def file_sha256(path: str | Path) -> str:
 LOCK_NAME = ".estimator.lock"
 #: Prefix of the staging folder a run writes into before its outputs are moved into place.
 STAGING_PREFIX = ".staging-"
+#: Prefix of a stage's work folder kept across runs (an interrupted estimate resumes from it).
+PARTIAL_PREFIX = ".partial-"
+#: Outputs that are folders replaced as a whole (a block-model store), never merged file by file.
+UNIT_SUFFIXES = (".zarr",)
 
 
 def check_output_folder(path: str | Path, inputs=(), what: str = "output") -> Path:
@@ -253,13 +257,44 @@ def list_files(folder: str | Path) -> list[str]:
     )
 
 
+def move_folder(source: str | Path, target: str | Path) -> Path:
+    """Rename a folder to ``target`` (same file system), replacing what is there."""
+    import shutil
+
+    source, target = Path(source), Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.is_dir():
+        shutil.rmtree(target)
+    elif target.exists():
+        target.unlink()
+    os.replace(source, target)
+    return target
+
+
+def remove_folder(path: str | Path) -> None:
+    """Delete a folder and what it holds (a stage's work folder once its output is kept)."""
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_partials(folder: str | Path) -> None:
+    """Delete the work folders of interrupted stages (after a run that finished)."""
+    for p in Path(folder).glob(f"{PARTIAL_PREFIX}*"):
+        remove_folder(p)
+
+
 def publish(staging: str | Path, folder: str | Path, remove=()) -> None:
     """Move every file of ``staging`` into ``folder`` (renames), delete the relative paths in
-    ``remove`` that were not replaced, then delete ``staging``."""
+    ``remove`` that were not replaced, then delete ``staging``. A block-model store
+    (``*.zarr``) is moved as a whole, replacing the old one."""
     import shutil
 
     staging, folder = Path(staging), Path(folder)
-    names = list_files(staging)
+    units = [p.name for p in staging.iterdir() if p.is_dir() and p.name.endswith(UNIT_SUFFIXES)]
+    for name in units:
+        move_folder(staging / name, folder / name)
+    names = [n for n in list_files(staging) if n.split("/")[0] not in units]
     for name in names:
         target = folder / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -267,7 +302,7 @@ def publish(staging: str | Path, folder: str | Path, remove=()) -> None:
             shutil.rmtree(target)
         os.replace(staging / name, target)
     for name in remove:
-        if name in names:
+        if name in names or name in units:
             continue
         target = folder / name
         if target.is_dir():
