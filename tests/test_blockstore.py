@@ -223,9 +223,11 @@ def test_class_codes_decode_to_the_in_memory_labels(estimated):
 
 def test_netcdf_conversion_round_trips(estimated, tmp_path):
     _, ref, path = estimated
-    nc = to_netcdf(path, tmp_path / "blockmodel.nc")
-    with xr.open_dataset(nc, engine="h5netcdf") as back:
+    written = to_netcdf(path, tmp_path / "blockmodel.nc")
+    with xr.open_dataset(tmp_path / "blockmodel.nc", engine="h5netcdf") as back:
         back = back.load()
+    for name in written.variables:  # the Dataset returned is the one in the file
+        npt.assert_array_equal(written[name].values, back[name].values, err_msg=name)
     stored = read_model(path)
     assert set(back.variables) == set(ref.variables)
     for name in ref.variables:

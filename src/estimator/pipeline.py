@@ -155,8 +155,14 @@ def _table(name: str) -> tuple[str, str]:
     return name, f"artefacts/{Path(name).name}.dtypes.json"
 
 
-def persist(name: str, obj: Any, folder: Path, cfg: RunConfig) -> list[str]:
-    """Write artefact ``name`` under ``folder``; return the relative paths written."""
+def persist(
+    name: str, obj: Any, folder: Path, cfg: RunConfig, memo: dict | None = None
+) -> list[str]:
+    """Write artefact ``name`` under ``folder``; return the relative paths written.
+
+    ``memo`` receives the artefact as later stages of this run should see it when writing it
+    already gave it in that form (the NetCDF block model: the Dataset just written).
+    """
     written: list[str] = []
 
     def table(rel, frame):
@@ -194,8 +200,10 @@ def persist(name: str, obj: Any, folder: Path, cfg: RunConfig) -> list[str]:
             output.move_folder(obj, folder / "blockmodel.zarr")
             written.append("blockmodel.zarr")
         else:
-            blockstore.to_netcdf(obj, folder / "blockmodel.nc")
+            ds = blockstore.to_netcdf(obj, folder / "blockmodel.nc")
             written.append("blockmodel.nc")
+            if memo is not None:
+                memo[name] = ds
         output.remove_folder(Path(obj).parent)
     elif name == "grade_tonnage":
         output.write_csv(folder / "grade_tonnage.csv", obj)
@@ -402,6 +410,7 @@ def _run_stages(state: RunState, previous: dict | None, until: str) -> str | Non
     doc = config_document(cfg, hashes)
     artefact_hash: dict[str, str] = {}
     artefact_files: dict[str, tuple[Path, list[str]]] = {}  # name -> (folder, files)
+    memo: dict[str, Any] = {}  # artefacts of this run already in memory as they were written
     resources: dict = {}
     prev_stages = (previous or {}).get("stages", {})
     prev_outputs = (previous or {}).get("outputs", {})
@@ -446,7 +455,11 @@ def _run_stages(state: RunState, previous: dict | None, until: str) -> str | Non
             log.info("%s ... (%s)", stage.words, why)
             report = DataReport()
             loaders = {
-                a: (lambda a=a: load(a, artefact_files[a][1], artefact_files[a][0]))
+                a: (
+                    (lambda a=a: memo[a])
+                    if a in memo
+                    else (lambda a=a: load(a, artefact_files[a][1], artefact_files[a][0]))
+                )
                 for a in stage.inputs
                 if a in artefact_files
             }
@@ -467,7 +480,7 @@ def _run_stages(state: RunState, previous: dict | None, until: str) -> str | Non
             record_art, record_files = {}, {}
             for name in stage.outputs:
                 obj = produced.get(name)
-                written = persist(name, obj, state.out, cfg)
+                written = persist(name, obj, state.out, cfg, memo)
                 if not written:
                     continue
                 digests = {f: digest(state.out / f) for f in written}

@@ -293,9 +293,13 @@ def grade_tonnage_chunked(
             ws = w[sel]
             acc[k] = (acc[k][0] + float(np.sum(ws)), acc[k][1] + float(np.sum(ws * g[sel])))
 
-    sub_all = ds[wanted_vars]
-    for window in chunk_windows(ds, chunks):
-        sub = sub_all.isel(window).compute()
+    stored = ds.encoding.get("iter_chunks") if chunks is None else None
+    if stored is not None:
+        pieces = stored(variables=wanted_vars)  # only the chunks written, in the fixed order
+    else:
+        sub_all = ds[wanted_vars]
+        pieces = (sub_all.isel(window).compute() for window in chunk_windows(ds, chunks))
+    for sub in pieces:
         cls = None
         if has_class:
             var = sub["class"]

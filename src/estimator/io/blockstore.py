@@ -38,6 +38,7 @@ Only this module touches the store on disk; the estimation engine
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -605,7 +606,11 @@ def open_block_model(path: str | Path, *, decode: bool = False) -> xr.Dataset:
     domain = ds["domain"]
     names = np.array([str(d) for d in np.asarray(domain.values).tolist()])
     ds = ds.assign_coords(domain=("domain", names, domain.attrs))
-    return decode_classes(ds) if decode else ds
+    ds = decode_classes(ds) if decode else ds
+    # readers that stream (the report) take the stored chunks one by one, skipping those
+    # never written, instead of a dask window over every chunk of the grid
+    ds.encoding["iter_chunks"] = functools.partial(iter_chunks, path)
+    return ds
 
 
 def decode_classes(ds: xr.Dataset) -> xr.Dataset:
@@ -661,16 +666,22 @@ def iter_chunks(
         yield ds
 
 
-def to_netcdf(store_path: str | Path, nc_path: str | Path) -> Path:
+def to_netcdf(store_path: str | Path, nc_path: str | Path) -> xr.Dataset:
     """Write the store as one NetCDF file (small models), classes decoded to labels.
 
     The file holds the same Dataset as the in-memory estimate (``blockmodel.nc``), written
-    atomically by :func:`estimator.io.output.write_netcdf`.
+    atomically by :func:`estimator.io.output.write_netcdf`; that Dataset (in memory) is
+    returned.
     """
     from estimator.io.output import write_netcdf
 
-    ds = open_block_model(store_path).load()
+    path = Path(store_path)
+    ds = xr.open_zarr(str(path), consolidated=True, chunks=None).load()
+    ds.attrs.pop(STORE_ATTR, None)
+    names = np.array([str(d) for d in np.asarray(ds["domain"].values).tolist()])
+    ds = ds.assign_coords(domain=("domain", names, ds["domain"].attrs))
     ds = decode_classes(ds).drop_encoding()
     for name in ds.variables:
         ds[name].attrs.pop("coordinates", None)
-    return write_netcdf(nc_path, ds)
+    write_netcdf(nc_path, ds)
+    return ds

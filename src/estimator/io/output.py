@@ -77,12 +77,15 @@ def write_yaml(path: str | Path, data: Any, header: str = "") -> Path:
 def write_netcdf(path: str | Path, ds) -> Path:
     """Write an xarray Dataset to NetCDF-4 (h5netcdf) atomically."""
     # block models are mostly empty (NaN outside the domains): gzip shrinks them ~20 times
+    import dask
+
+    # level 1 with the shuffle filter: nearly the size of level 4 at a third of the time
     encoding = {
-        name: {"zlib": True, "complevel": 4}
+        name: {"zlib": True, "complevel": 1, "shuffle": True}
         for name, var in ds.data_vars.items()
         if var.dtype.kind in "fiu" and var.ndim > 1
     }
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, dask.config.set(scheduler="synchronous"):
         ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)
     return Path(path)
 

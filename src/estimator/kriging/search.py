@@ -280,10 +280,16 @@ def _margin(amat, samples, targets):
     it skip one that the exact distance (from world coordinate differences) would keep.
     """
     a = np.abs(amat)
-    size = max(
-        float(np.max(np.abs(samples) @ a.T, initial=0.0)),
-        float(np.max(np.abs(targets) @ a.T, initial=0.0)),
-    )
+
+    def largest(points):
+        # element-wise, not a BLAS product: on a big chunk OpenBLAS would spin threads that take
+        # the other core from the kriging threads
+        if len(points) == 0:
+            return 0.0
+        p = np.abs(points)
+        return float(np.max(p[:, 0:1] * a[:, 0] + p[:, 1:2] * a[:, 1] + p[:, 2:3] * a[:, 2]))
+
+    size = max(largest(samples), largest(targets))
     return 1e-8 + 1e-14 * size
 
 
