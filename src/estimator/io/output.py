@@ -78,6 +78,7 @@ def write_netcdf(path: str | Path, ds) -> Path:
     """Write an xarray Dataset to NetCDF-4 (h5netcdf) atomically."""
     # block models are mostly empty (NaN outside the domains): gzip shrinks them ~20 times
     import dask
+    import dask.local
 
     # level 1 with the shuffle filter: nearly the size of level 4 at a third of the time
     encoding = {
@@ -85,7 +86,8 @@ def write_netcdf(path: str | Path, ds) -> Path:
         for name, var in ds.data_vars.items()
         if var.dtype.kind in "fiu" and var.ndim > 1
     }
-    with atomic_path(path) as tmp, dask.config.set(scheduler="synchronous"):
+    # a callable scheduler: dask would import distributed just to look for a client
+    with atomic_path(path) as tmp, dask.config.set(scheduler=dask.local.get_sync):
         ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)
     return Path(path)
 
