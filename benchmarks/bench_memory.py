@@ -1,15 +1,24 @@
 """Peak memory of a chunked estimate: a model that never has to fit in memory.
 
 A synthetic deposit (a tabular ore body as a closed wireframe, vertical drillholes on a
-regular pattern, lognormal grades) is estimated by ordinary kriging into a Zarr store with
-``estimator.kriging.chunked.estimate_to_store``, then reported by the streaming grade-tonnage.
-The default problem has 20,000,000 blocks and 200,000 composites. Printed: the time and
-blocks per second of each step, and the peak memory of the whole process tree (this process
-and every worker process it starts), sampled from /proc every 0.1 s, with each process's own
-high-water mark (VmHWM).
+regular pattern, lognormal grades) is estimated by ordinary kriging into a Zarr store. The
+default problem has 20,000,000 blocks and 200,000 composites. Two modes:
 
-    python benchmarks/bench_memory.py                       # 2 worker processes
-    python benchmarks/bench_memory.py --scheduler threads   # one process, 2 threads
+* **run** (default): the deposit is written as a positioned-samples CSV, an OBJ wireframe and a
+  config (explicit variogram model, ``output: {path: run, format: zarr}``, ``compute``) in a
+  folder, and a whole ``python -m estimator.cli run CONFIG --quiet`` is timed as a subprocess
+  (every import and stage included). Printed: the wall and CPU time (the run and every worker it
+  waited for), grid blocks/s and kriged blocks/s over the whole run and over the estimate stage
+  (``run.json``'s ``timings_s``), and the peak memory of the whole process tree (the run and every
+  worker process it starts), sampled from /proc every 0.1 s: the sum of RSS (shared pages counted
+  once per process: an upper bound) and the sum of PSS (shared pages split between processes).
+* **engine** (``--engine``): ``estimator.kriging.chunked.estimate_to_store`` is called in this
+  process, then the streaming grade-tonnage; the tree is this process and its workers.
+
+    python benchmarks/bench_memory.py                           # whole run, 2 worker processes
+    python benchmarks/bench_memory.py --scheduler threads       # one process, 2 threads
+    python benchmarks/bench_memory.py --scheduler cluster       # LocalCluster of 2 workers
+    python benchmarks/bench_memory.py --engine                  # the engine alone
     python benchmarks/bench_memory.py --shape 200 200 50 --holes 40 40   # a quick look
 
 This is a benchmark, not a test: nothing is asserted.
@@ -19,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -37,8 +47,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 # ---------------------------------------------------------------------------------------
 # memory of the process tree
 # ---------------------------------------------------------------------------------------
-def _children(pid: int) -> list[int]:
-    out = []
+def _tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (one scan of /proc)."""
+    kids: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -47,17 +58,12 @@ def _children(pid: int) -> list[int]:
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == pid:
-            out.append(int(entry))
-    return out
-
-
-def _tree(pid: int) -> list[int]:
+        kids.setdefault(int(fields[1]), []).append(int(entry))
     todo, seen = [pid], []
     while todo:
         p = todo.pop()
         seen.append(p)
-        todo.extend(_children(p))
+        todo.extend(kids.get(p, ()))
     return seen
 
 
@@ -73,23 +79,49 @@ def _status(pid: int, key: str) -> int:
     return 0
 
 
-class TreeMemory:
-    """Samples the summed RSS of this process and all its descendants."""
+def _pss(pid: int) -> int:
+    """Proportional set size of a process in bytes (0 when it is gone or unreadable)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
-    def __init__(self, interval: float = 0.1):
+
+class TreeMemory:
+    """Samples the summed RSS (and PSS) of a process and all its descendants.
+
+    ``root``: the process whose tree is sampled (default: this one); it may be set after the
+    sampler started (a subprocess started later).
+    """
+
+    def __init__(self, interval: float = 0.1, root: int | None = None, pss: bool = False):
         self.interval = interval
+        self.root = root
+        self.pss = pss
         self.peak = 0
+        self.peak_pss = 0
+        self.peak_procs = 0
         self.hwm: dict[int, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
         while not self._stop.is_set():
-            total = 0
-            for pid in _tree(os.getpid()):
+            root = os.getpid() if self.root is None else self.root
+            total = total_pss = 0
+            pids = _tree(root)
+            for pid in pids:
                 total += _status(pid, "VmRSS")
+                if self.pss:
+                    total_pss += _pss(pid)
                 self.hwm[pid] = max(self.hwm.get(pid, 0), _status(pid, "VmHWM"))
             self.peak = max(self.peak, total)
+            self.peak_pss = max(self.peak_pss, total_pss)
+            self.peak_procs = max(self.peak_procs, len(pids))
             self._stop.wait(self.interval)
 
     def __enter__(self):
@@ -122,11 +154,12 @@ def _box(lo, hi):
     return SimpleNamespace(vertices=v, faces=f)
 
 
-def make_problem(shape, holes, per_hole, chunks, scheduler, block=(5.0, 5.0, 5.0), seed=0):
-    """Config, composites, models and wireframe of the synthetic deposit."""
-    from estimator.config import parse_config
-    from estimator.variography.models import Structure, VariogramModel
+STRUCTURES = ((0.5, (120.0, 120.0, 25.0)), (0.3, (400.0, 300.0, 60.0)))
+NUGGET = 0.2
 
+
+def make_deposit(shape, holes, per_hole, chunks, scheduler, block=(5.0, 5.0, 5.0), seed=0):
+    """The synthetic deposit: raw config (a dict), composites, and the ore body's corners."""
     rng = np.random.default_rng(seed)
     nx, ny, nz = shape
     dx, dy, dz = block
@@ -177,18 +210,166 @@ def make_problem(shape, holes, per_hole, chunks, scheduler, block=(5.0, 5.0, 5.0
         "report": {"cutoffs": [0.0, 0.5, 1.0, 1.5, 2.0, 3.0]},
         "compute": {"scheduler": scheduler, "chunks": list(chunks)},
     }  # fmt: skip
+    return raw, comps, (lo, hi)
+
+
+def make_problem(shape, holes, per_hole, chunks, scheduler, block=(5.0, 5.0, 5.0), seed=0):
+    """Config, composites, models and wireframe of the synthetic deposit (for the engine)."""
+    from estimator.config import parse_config
+    from estimator.variography.models import Structure, VariogramModel
+
+    raw, comps, (lo, hi) = make_deposit(shape, holes, per_hole, chunks, scheduler, block, seed)
     cfg = parse_config(raw, check_files=False)
     model = VariogramModel(
-        0.2,
-        (
-            Structure("spherical", 0.5, (120.0, 120.0, 25.0), (0.0, 0.0, 0.0)),
-            Structure("spherical", 0.3, (400.0, 300.0, 60.0), (0.0, 0.0, 0.0)),
-        ),
+        NUGGET, tuple(Structure("spherical", s, r, (0.0, 0.0, 0.0)) for s, r in STRUCTURES)
     )
     return cfg, comps, {"ore": {"au": model}}, {"ore": _box(lo, hi)}
 
 
-def main(argv=None) -> None:
+def write_run(folder: Path, raw: dict, comps: pd.DataFrame, box, workers: int | None) -> Path:
+    """Samples CSV, OBJ wireframe and ``run.yaml`` (explicit model, Zarr output) in ``folder``."""
+    import yaml
+
+    from estimator.io.wireframe import write_obj
+
+    comps[["hole_id", "x", "y", "z", "au"]].to_csv(folder / "samples.csv", index=False)
+    body = _box(*box)
+    write_obj(folder / "ore.obj", body.vertices, body.faces)
+    raw = dict(raw)
+    raw["data"] = {**raw["data"], "samples": "samples.csv"}
+    model = {
+        "nugget": NUGGET,
+        "structures": [{"type": "spherical", "sill": s, "ranges": list(r), "angles": [0, 0, 0]}
+                       for s, r in STRUCTURES],
+    }  # fmt: skip
+    raw["variography"] = {"ore": {"au": {"model": model}}}
+    raw["output"] = {"path": "run", "format": "zarr"}
+    raw["compute"] = {**raw["compute"], **({"workers": workers} if workers else {})}
+    path = folder / "run.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _kriged(counts: dict) -> int:
+    return sum(
+        sum(v for k, v in g.items() if k.isdigit())
+        for per in counts["estimated_by_pass"].values() for g in per.values()
+    )  # fmt: skip
+
+
+def time_run(config: Path) -> dict:
+    """One whole ``estimator run`` into a fresh run folder, as a subprocess: wall and CPU time,
+    peak memory of its process tree, ``run.json``'s timings and counts (``None`` on failure)."""
+    import json
+    import subprocess
+
+    folder = config.parent
+    shutil.rmtree(folder / "run", ignore_errors=True)  # a finished run would be reused
+    cmd = [sys.executable, "-m", "estimator.cli", "run", str(config), "--quiet"]
+    load = os.getloadavg()[0]
+    with open(folder / "stdout.txt", "w") as out, open(folder / "stderr.txt", "w") as err:
+        cpu0 = _children_cpu()
+        t0 = time.perf_counter()
+        src = str(Path(__file__).resolve().parents[1] / "src")  # this checkout's estimator
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            p for p in (src, os.environ.get("PYTHONPATH")) if p)}  # fmt: skip
+        proc = subprocess.Popen(cmd, cwd=folder, stdout=out, stderr=err, env=env)
+        with TreeMemory(root=proc.pid, pss=True) as mem:
+            code = proc.wait()
+        wall = time.perf_counter() - t0
+        cpu = _children_cpu() - cpu0  # every descendant that was waited for
+    if code != 0:
+        print(f"{' '.join(cmd)} failed ({code}):")
+        print((folder / "stdout.txt").read_text()[-4000:])
+        print((folder / "stderr.txt").read_text()[-4000:])
+        return None
+    doc = json.loads((folder / "run" / "run.json").read_text())
+    reused = [n for n, st in doc.get("stages", {}).items() if st.get("status") == "reused"]
+    if reused:
+        raise RuntimeError(f"stages {', '.join(reused)} were reused: the timing would be wrong")
+    return {"cmd": cmd, "wall": wall, "cpu": cpu, "load": load, "mem": mem, "pid": proc.pid,
+            "counts": doc["counts"], "timings": doc["timings_s"]}  # fmt: skip
+
+
+def main_run(args) -> int:
+    """The whole ``estimator run`` as a subprocess; the peak memory of its process tree."""
+    tmp = None
+    if args.out is None:
+        tmp = tempfile.mkdtemp(prefix="bench-memory-")
+        folder = Path(tmp)
+    else:
+        folder = Path(args.out)
+        folder.mkdir(parents=True, exist_ok=True)
+    try:
+        t0 = time.perf_counter()
+        raw, comps, box = make_deposit(
+            tuple(args.shape), tuple(args.holes), args.per_hole, tuple(args.chunks),
+            args.scheduler,
+        )  # fmt: skip
+        config = write_run(folder, raw, comps, box, args.workers)
+        t_write = time.perf_counter() - t0
+        runs = []
+        n_blocks = int(np.prod(args.shape))
+        for i in range(args.repeat):
+            r = time_run(config)
+            if r is None:
+                return 1
+            runs.append(r)
+            print(f"run {i + 1}: {r['wall']:6.1f} s wall, {r['cpu']:6.1f} s CPU, estimate stage "
+                  f"{r['timings'].get('estimate', float('nan')):5.1f} s, peak {gib(r['mem'].peak)} "
+                  f"RSS / {gib(r['mem'].peak_pss)} PSS, load average {r['load']:.2f} at the "
+                  "start", flush=True)  # fmt: skip
+        run = sorted(runs, key=lambda r: r["wall"])[(len(runs) - 1) // 2]  # the median run
+        peak = max(r["mem"].peak for r in runs)
+        peak_pss = max(r["mem"].peak_pss for r in runs)
+        mem, counts, timings, wall = run["mem"], run["counts"], run["timings"], run["wall"]
+        inside = sum(counts["blocks_in_domains"].values())
+        kriged = _kriged(counts)
+        store = folder / "run" / "blockmodel.zarr"
+        size = sum(f.stat().st_size for f in store.rglob("*") if f.is_file())
+        print(f"blocks {n_blocks:,} ({args.shape[0]} x {args.shape[1]} x {args.shape[2]}), "
+              f"samples {len(comps):,} ({counts['composites_by_domain'].get('ore', 0):,} "
+              "composites in the ore body by its wireframe: samples on its faces are outside), "
+              f"chunks {tuple(args.chunks)}; {inside:,} blocks in the domain, {kriged:,} "
+              "kriged")  # fmt: skip
+        print(f"scheduler {args.scheduler}, workers {args.workers or 'default'}, "
+              f"{os.cpu_count()} cores; inputs written in {t_write:.1f} s")
+        print(f"command: {' '.join(run['cmd'][1:])}  (in {folder})")
+        what = f"median of {len(runs)}" if len(runs) > 1 else "1 run"
+        print(f"whole run ({what}) {wall:8.1f} s wall, {run['cpu']:8.1f} s CPU "
+              f"(run and its workers)   {n_blocks / wall:12,.0f} grid blocks/s   "
+              f"{kriged / wall:10,.0f} kriged blocks/s")  # fmt: skip
+        for name, sec in timings.items():
+            rate = ""
+            if name == "estimate" and sec > 0:
+                rate = (f"   {n_blocks / sec:12,.0f} grid blocks/s   {kriged / sec:10,.0f} "
+                        "kriged blocks/s")  # fmt: skip
+            print(f"  stage {name:<19}{sec:8.1f} s{rate}")
+        print(f"  rest (start-up, run.json, exit){wall - sum(timings.values()):8.1f} s")
+        print(f"store on disk              {gib(size)}")
+        print(f"peak memory, process tree  {gib(peak)} sum of RSS, {gib(peak_pss)} sum of PSS "
+              f"(highest of {len(runs)} runs; up to {mem.peak_procs} processes, sampled every "
+              f"{mem.interval} s); limit 4 GiB: {'met' if peak < 4 * 2**30 else 'EXCEEDED'}")
+        hwm = sorted(mem.hwm.items(), key=lambda kv: -kv[1])
+        print("high-water marks           "
+              + ", ".join(f"{'run' if p == run['pid'] else 'pid ' + str(p)} {gib(v)}"
+                          for p, v in hwm[:8]))  # fmt: skip
+        gt = pd.read_csv(folder / "run" / "grade_tonnage.csv")
+        if "class" in gt.columns:
+            gt = gt[gt["class"] == "all"]
+        print(gt.to_string(index=False))
+        return 0
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shape", type=int, nargs=3, default=[500, 400, 100],
                         help="blocks along x, y, z (default 500 400 100 = 20 M)")
@@ -199,9 +380,18 @@ def main(argv=None) -> None:
     parser.add_argument("--chunks", type=int, nargs=3, default=[64, 64, 32])
     parser.add_argument("--scheduler", default="processes",
                         help="synchronous, threads, processes (default) or cluster")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--out", default=None, help="store folder (default: a temporary one)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="worker processes or threads (compute.workers; default 2)")
+    parser.add_argument("--out", default=None,
+                        help="folder for the inputs and the run (run mode) or the store (engine "
+                             "mode); default: a temporary one, removed")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="whole runs (run mode); the median is shown, the highest peak")
+    parser.add_argument("--engine", action="store_true",
+                        help="call the chunked engine in this process instead of a whole run")
     args = parser.parse_args(argv)  # fmt: skip
+    if not args.engine:
+        return main_run(args)
 
     from estimator.errors import EstimationWarning
     from estimator.io.blockstore import open_block_model
@@ -235,10 +425,7 @@ def main(argv=None) -> None:
             t3 = time.perf_counter()
         n_blocks = int(np.prod(args.shape))
         inside = sum(counts["blocks_in_domains"].values())
-        estimated = sum(
-            sum(v for k, v in g.items() if k.isdigit())
-            for per in counts["estimated_by_pass"].values() for g in per.values()
-        )  # fmt: skip
+        estimated = _kriged(counts)
         size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
         print(f"blocks {n_blocks:,} ({args.shape[0]} x {args.shape[1]} x {args.shape[2]}), "
               f"composites {len(comps):,}, chunks {tuple(args.chunks)} "
@@ -263,7 +450,8 @@ def main(argv=None) -> None:
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
