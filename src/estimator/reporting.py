@@ -78,6 +78,24 @@ def _density_array(ds: xr.Dataset, density: Any, domain: str, shape: tuple) -> n
     return float(density)
 
 
+def _table_setup(ds, grade, cutoffs, metal_factor, classes, grade_unit):
+    """What both grade-tonnage functions check and derive first: the metal factor and unit,
+    the cut-offs as floats and the class-code names."""
+    if grade not in ds:
+        msg = f"grade {grade!r} is not in the block model (variables: {', '.join(map(str, ds.data_vars))})"
+        raise KeyError(msg)
+    if metal_factor is None:
+        metal_factor, metal_unit = metal_factor_for(grade_unit)
+    else:
+        metal_unit = f"t x grade x {metal_factor:g}"
+    names = {}
+    if isinstance(classes, Mapping):
+        names = {
+            str(k) if not isinstance(k, float) else f"{k:g}": str(v) for k, v in classes.items()
+        }
+    return metal_factor, metal_unit, [float(c) for c in cutoffs], names
+
+
 def _class_labels(values: np.ndarray, attrs: Mapping | None = None) -> np.ndarray:
     """Class labels as strings; NaN/None/empty become "" (unclassified).
 
@@ -172,19 +190,9 @@ def grade_tonnage(
     0     0.0  5000.0    2.0
     1     2.0  2500.0    3.0
     """
-    if grade not in ds:
-        msg = f"grade {grade!r} is not in the block model (variables: {', '.join(map(str, ds.data_vars))})"
-        raise KeyError(msg)
-    if metal_factor is None:
-        metal_factor, metal_unit = metal_factor_for(grade_unit)
-    else:
-        metal_unit = f"t x grade x {metal_factor:g}"
-    cutoffs = [float(c) for c in cutoffs]
-    names = {}
-    if isinstance(classes, Mapping):
-        names = {
-            str(k) if not isinstance(k, float) else f"{k:g}": str(v) for k, v in classes.items()
-        }
+    metal_factor, metal_unit, cutoffs, names = _table_setup(
+        ds, grade, cutoffs, metal_factor, classes, grade_unit
+    )
     has_class = "class" in ds
     if not has_class:
         wanted: list[str] = []
@@ -261,19 +269,9 @@ def grade_tonnage_chunked(
     (:func:`estimator.io.blockstore.open_block_model`); only the variables the table needs
     are read, window by window (``chunks``: window sizes, default the store's chunks).
     """
-    if grade not in ds:
-        msg = f"grade {grade!r} is not in the block model (variables: {', '.join(map(str, ds.data_vars))})"
-        raise KeyError(msg)
-    if metal_factor is None:
-        metal_factor, metal_unit = metal_factor_for(grade_unit)
-    else:
-        metal_unit = f"t x grade x {metal_factor:g}"
-    cutoffs = [float(c) for c in cutoffs]
-    names = {}
-    if isinstance(classes, Mapping):
-        names = {
-            str(k) if not isinstance(k, float) else f"{k:g}": str(v) for k, v in classes.items()
-        }
+    metal_factor, metal_unit, cutoffs, names = _table_setup(
+        ds, grade, cutoffs, metal_factor, classes, grade_unit
+    )
     has_class = "class" in ds
     wanted_vars = ["fraction", grade] + (["class"] if has_class else [])
     if isinstance(density, str):

@@ -39,7 +39,6 @@ import math
 import sys
 import threading
 import uuid
-import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +48,7 @@ import numpy as np
 
 from estimator.blockmodel.fractions import SampleIndex, Surface, domain_fractions
 from estimator.blockmodel.grid import GRADE_VARIABLES, BlockGrid
-from estimator.errors import DataError, EstimationWarning
+from estimator.errors import DataError
 from estimator.kriging.parallel import (
     FLAG_BITS,
     LOCAL_SCHEDULERS,
@@ -59,6 +58,7 @@ from estimator.kriging.parallel import (
     _per,
     connect,
     search_reach,
+    warn_failures,
 )
 
 log = logging.getLogger(__name__)
@@ -747,16 +747,7 @@ def estimate_to_store(
     counts["chunks"] = {
         "planned": len(indices), "computed": len(todo), "reused": len(indices) - len(todo),
     }  # fmt: skip
-    totals = {
-        k: sum(f[k] for per in counts["failures"].values() for f in per.values())
-        for k in ("singular", "too_few")
-    }
-    if any(totals.values()):
-        msg = (
-            f"{totals['too_few']} blocks not estimated (too few samples in every pass) and "
-            f"{totals['singular']} singular kriging systems, over all domains and grades"
-        )
-        warnings.warn(msg, EstimationWarning, stacklevel=2)
+    warn_failures(counts["failures"])
     return store, counts
 
 

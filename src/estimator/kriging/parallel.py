@@ -508,6 +508,12 @@ def estimate_block_model(
             _compute(delayed_tasks, scheduler, bool(progress), num_workers) if delayed_tasks else []
         )
     out, failures = _assemble(ds, domains, grades, tasks, results, composites_by_domain)
+    warn_failures(failures)
+    return out, failures
+
+
+def warn_failures(failures: Mapping) -> None:
+    """One :class:`EstimationWarning` with the totals of ``{domain: {grade: {kind: n}}}``."""
     totals = {
         k: sum(f[k] for per in failures.values() for f in per.values())
         for k in ("singular", "too_few")
@@ -517,8 +523,7 @@ def estimate_block_model(
             f"{totals['too_few']} blocks not estimated (too few samples in every pass) and "
             f"{totals['singular']} singular kriging systems, over all domains and grades"
         )
-        warnings.warn(msg, EstimationWarning, stacklevel=2)
-    return out, failures
+        warnings.warn(msg, EstimationWarning, stacklevel=3)
 
 
 def _assemble(ds, domains, grades, tasks, results, composites_by_domain):
