@@ -296,7 +296,8 @@ def test_write_demo_writes_every_file(tmp_path, monkeypatch, demo):
     assert path.name == "demo.yaml"
     folder = path.parent
     names = {p.name for p in folder.iterdir()}
-    expected = {"collars.csv", "surveys.csv", "zones.csv", "demo.yaml", *demo.assays}
+    expected = {"collars.csv", "surveys.csv", "zones.csv", "demo.yaml", "demo-2011-06-28.yaml",
+                *demo.assays}  # fmt: skip
     expected |= {f"{lens.name}.obj" for lens in LENSES}
     assert names == expected  # no temporary files left behind
     raw = yaml.safe_load(path.read_text())

@@ -163,6 +163,51 @@ def _run_batch(args) -> int:
     return 1 if any(rc == 1 for _, rc, _ in failed) else 2
 
 
+def cmd_update(args) -> int:
+    from estimator.config import load_config
+    from estimator.pipeline import update, with_scheduler
+    from estimator.reporting import format_resource
+
+    _announce_compilation(args)
+    cfg = with_scheduler(load_config(args.config), args.scheduler)
+    state = update(
+        cfg,
+        source=args.source,
+        out=args.out,
+        until=args.until,
+        scheduler=args.scheduler,
+        progress=_progress(args),
+    )
+    if args.quiet:
+        return 0
+    info = state.results.get("update", {})
+    _print_report_summary(state.report.to_frame(), state.folder)
+    print("\nStages:")
+    for name, rec in state.stages.items():
+        print(f"  {name:12s} {rec['status']:9s} {rec['why']}")
+    blocks = state.counts.get("incremental")
+    if blocks:
+        print(f"  estimate: {blocks.get('reestimated', 0):,} blocks re-estimated, "
+              f"{blocks.get('copied', 0):,} kept")  # fmt: skip
+    if not info.get("previous_usable"):
+        print(f"\nNo usable previous run ({info.get('why_not')}): every stage ran.")
+    diff = state.results.get("diff")
+    if diff is not None:
+        print(f"\nWhat changed ({state.folder / 'diff'}):")
+        print(getattr(diff, "text", ""))
+    release = state.results.get("release")
+    if release is not None:
+        print(f"\nRelease table of tranche {info.get('newest_tranche')} "
+              f"({state.folder / 'release' / 'intercepts.txt'}):")  # fmt: skip
+        print(release[1])
+    table = state.results.get("grade_tonnage")
+    if table is not None:
+        grade = cfg.report.grade or cfg.grades[0]
+        print(f"\nResource, {grade}, all classes ({state.folder / 'grade_tonnage.csv'}):")
+        print(format_resource(table, cfg.data.grade_unit))
+    return 0
+
+
 def cmd_check(args) -> int:
     from estimator.config import load_config
     from estimator.pipeline import run_check
@@ -274,6 +319,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="run every stage, even those whose inputs did not change since the last run",
     )
     r.set_defaults(func=cmd_run)
+
+    u = common(
+        sub.add_parser(
+            "update",
+            help="re-estimate after a new tranche, reusing what it cannot change; diff + release",
+        )
+    )
+    u.add_argument("config")
+    u.add_argument("--from", dest="source", help="the previous run folder (default: the config's)")
+    u.add_argument("--out", help="run folder (default: the config's output)")
+    u.add_argument(
+        "--scheduler", type=_scheduler, help="threads | processes | synchronous | tcp://host:port"
+    )
+    u.add_argument("--until", default="report", choices=["data", "composites", "variograms",
+                   "estimate", "report"], help="last stage to run")  # fmt: skip
+    u.set_defaults(func=cmd_update)
 
     c = common(sub.add_parser("check", help="validate config and data, write the data report"))
     c.add_argument("config")

@@ -130,6 +130,8 @@ def stage_table_markdown() -> str:
         lines.append(f"| `{s.name}` | " + " | ".join(text) + " |")
     return "\n".join(lines)
 STAGE_WORDS = {s.name: s.words for s in STAGE_TABLE}
+#: What ``estimator update`` adds to a run folder (replaced by the next run or update).
+UPDATE_FILES = ("previous", "diff", "release")
 #: Everything a run writes in its folder (relative paths); only these are ever replaced.
 RUN_FILES = (
     "run.json",
@@ -144,6 +146,7 @@ RUN_FILES = (
     "artefacts",
     "reports",
     "failed",
+    *UPDATE_FILES,
 )
 
 
@@ -270,6 +273,8 @@ class RunState:
     results: dict[str, Any] = field(default_factory=dict)
     progress: bool = False
     client: Any = None
+    source: Path | None = None  # the run whose stages could be reused
+    origin: dict | None = None  # its run.json
 
     def note(self, text: str) -> None:
         """A warning for the geologist: logged now and repeated in run.json."""
@@ -324,6 +329,9 @@ def run(
     progress: bool = False,
     reuse: bool = True,
     client: Any = None,
+    source: str | Path | None = None,
+    keep_previous: bool = False,
+    incremental: bool = False,
 ) -> RunState:
     """Run the stages in order up to and including ``until``; write every output.
 
@@ -351,6 +359,14 @@ def run(
         Reuse unchanged stages of the folder's previous run (default); False recomputes all.
     client : distributed.Client, optional
         A client already connected (a batch of runs shares one); overrides the scheduler.
+    source : path, optional
+        The finished run whose stages may be reused (default: the run folder itself); reused
+        files from another folder are copied.
+    keep_previous : bool
+        Keep the run folder's previous run, complete, in ``previous/`` (hard links where the
+        files did not change), for ``estimator update``'s diff.
+    incremental : bool
+        Re-estimate only the blocks a change of samples can reach (``estimator update``).
     """
     from estimator.kriging.parallel import connect
 
@@ -381,16 +397,20 @@ def run(
         gone = output.remove_leftovers(folder)
         if gone:
             log.info("removed %d temporary file(s) left by an interrupted run", len(gone))
+        source = Path(source) if source is not None else folder
         previous = _previous_run(folder)
+        origin = previous if source == folder else _previous_run(source)
         run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
         staging = output.make_staging(folder, run_id)
         state = RunState(
             config=cfg, folder=folder, out=staging, run_id=run_id, progress=progress,
             client=client,
         )  # fmt: skip
+        state.source = source
+        state.origin = origin
         done = None
         try:
-            done = _run_stages(state, previous if reuse else None, until)
+            done = _run_stages(state, origin if reuse else None, until, source, incremental)
         except BaseException as err:
             _finish_failed(state, folder, previous, done, err)
             raise
@@ -398,13 +418,33 @@ def run(
         write_run_json(state, done or "data")
         old = list(previous["outputs"]) if previous else _ours(folder)
         keep = set(state.outputs)
-        output.publish(staging, folder, remove=[n for n in old if n not in keep] + ["reports", "failed"])
+        snapshot = None
+        if keep_previous and previous is not None:
+            snapshot = output.snapshot(folder, [*previous["outputs"]], folder / ".previous.tmp")
+        output.publish(
+            staging,
+            folder,
+            remove=[n for n in old if n not in keep] + ["reports", "failed", *UPDATE_FILES],
+        )
+        if snapshot is not None:
+            output.move_folder(snapshot, folder / "previous")
         output.remove_partials(folder)
     return state
 
 
-def _run_stages(state: RunState, previous: dict | None, until: str) -> str | None:
-    """Decide, stage by stage, to reuse or to run; return the last stage done."""
+def _run_stages(
+    state: RunState,
+    previous: dict | None,
+    until: str,
+    source: Path | None = None,
+    incremental: bool = False,
+) -> str | None:
+    """Decide, stage by stage, to reuse or to run; return the last stage done.
+
+    ``previous`` is the run.json of the finished run in ``source`` (default: the run folder);
+    files of stages reused from another folder are copied into this run.
+    """
+    source = state.folder if source is None else source
     cfg = state.config
     hashes = _FileHashes()
     doc = config_document(cfg, hashes)
@@ -428,7 +468,7 @@ def _run_stages(state: RunState, previous: dict | None, until: str) -> str | Non
         reused = False
         if prev is not None and prev.get("input_hash") == h_in:
             ok = all(
-                f in prev_outputs and intact(state.folder / f, prev_outputs[f])
+                f in prev_outputs and intact(source / f, prev_outputs[f])
                 for f in prev.get("files", [])
             )
             if ok:
@@ -440,10 +480,15 @@ def _run_stages(state: RunState, previous: dict | None, until: str) -> str | Non
             why = what_changed(prev.get("components") if prev else None, components)
         if reused:
             log.info("%s: reused (%s)", stage.words, why)
-            record = art.read_stage_record(state.folder / f"artefacts/{stage.name}.json")
+            record = art.read_stage_record(source / f"artefacts/{stage.name}.json")
+            where = state.folder
+            if source != state.folder:  # bring the reused files into this run folder
+                for f in prev["files"]:
+                    output.copy_path(source / f, state.out / f)
+                where = state.out
             for name, h in prev["artefacts"].items():
                 artefact_hash[name] = h
-                artefact_files[name] = (state.folder, prev["artefact_files"][name])
+                artefact_files[name] = (where, prev["artefact_files"][name])
             for f in prev["files"]:
                 state.outputs[f] = prev_outputs[f]
             for note in record.get("notes", []):
@@ -796,6 +841,140 @@ def run_intercepts(
         state.files.update(intercepts="intercepts.csv", intercepts_text="intercepts.txt")
         write_run_json(state, "data", command="intercepts")
     return table, text, path
+
+
+# ---------------------------------------------------------------------------------------
+# estimator update
+# ---------------------------------------------------------------------------------------
+def newest_tranche(cfg: RunConfig) -> str | None:
+    """The tranche of the last assay file in ``data.assays`` (the newest), or None."""
+    if not cfg.data.assays:
+        return None
+    last = cfg.data.assays[-1]
+    return last.tranche or last.path.stem
+
+
+def _usable_previous(source: Path) -> tuple[dict | None, str]:
+    """The finished run in ``source`` when every file it lists is intact, else why not."""
+    if not (source / "run.json").is_file():
+        return None, f"no run.json in {source}"
+    try:
+        meta = output.read_json(source / "run.json", "run record (run.json)")
+    except DataError as err:
+        return None, str(err)
+    if meta.get("command", "run") != "run" or meta.get("status") != "finished":
+        return None, f"the run in {source} did not finish ({meta.get('status')})"
+    if "outputs" not in meta or "stages" not in meta:
+        return None, f"{source}/run.json was written by an older estimator (no stage records)"
+    for rel, expected in meta["outputs"].items():
+        if not intact(source / rel, expected):
+            return None, f"{source / rel} is not the file that run wrote (changed, truncated or missing)"
+    return meta, ""
+
+
+def update(
+    cfg: RunConfig,
+    *,
+    source: str | Path | None = None,
+    out: str | Path | None = None,
+    until: str = "report",
+    scheduler: str | None = None,
+    progress: bool = False,
+) -> RunState:
+    """``estimator update``: run the config again, reusing what a new tranche cannot change.
+
+    Stages whose inputs did not change are reused from the previous run (``source``, default
+    the run folder); when only samples changed, only the blocks they can reach are
+    re-estimated. Then the change is explained (``diff/``, against the previous run, kept whole
+    in ``previous/`` when it was in the same folder) and the significant intercepts of the newest
+    tranche's holes are written (``release/``). A previous run that is missing, damaged or
+    foreign is said so and every stage runs: the numbers are never those of a mixed run.
+    """
+    folder = Path(out) if out is not None else Path(cfg.output.path)
+    src = Path(source) if source is not None else folder
+    previous, why = _usable_previous(src)
+    if previous is None:
+        log.warning("update: the previous run cannot be used (%s); every stage runs", why)
+    state = run(
+        cfg,
+        until=until,
+        out=folder,
+        scheduler=scheduler,
+        progress=progress,
+        reuse=previous is not None,
+        source=src if previous is not None else None,
+        keep_previous=previous is not None and src.resolve() == folder.resolve(),
+        incremental=previous is not None,
+    )
+    info: dict[str, Any] = {
+        "from": str(src.resolve()),
+        "previous_usable": previous is not None,
+        "why_not": why or None,
+        "previous_run_id": (previous or {}).get("run_id"),
+        "previous_run_json_sha256": output.file_sha256(src / "run.json")
+        if previous is not None and src.resolve() != folder.resolve()
+        else (output.file_sha256(folder / "previous" / "run.json")
+              if (folder / "previous" / "run.json").is_file() else None),
+        "newest_tranche": newest_tranche(cfg),
+    }  # fmt: skip
+    extra: list[str] = []
+    if previous is not None and "report" in state.stages:
+        before = folder / "previous" if (folder / "previous" / "run.json").is_file() else src
+        try:
+            from estimator.diffing import diff_runs
+        except ImportError:  # pragma: no cover - shipped with estimator
+            diff_runs = None
+        if diff_runs is not None:
+            result = diff_runs(before, folder, folder / "diff", progress=progress)
+            info["diff"] = getattr(result, "counts", {})
+            state.results["diff"] = result
+            extra.append("diff")
+    release = _release_table(cfg, state, folder)
+    if release is not None:
+        info["release"] = release
+        extra.append("release")
+    _record_update(folder, info, extra)
+    state.results["update"] = info
+    return state
+
+
+def _release_table(cfg: RunConfig, state: RunState, folder: Path) -> str | None:
+    """The significant intercepts of the newest tranche's holes, in ``release/``."""
+    from estimator.intercepts import find_intercepts, format_intercepts, holes_in_tranche
+
+    tranche = newest_tranche(cfg)
+    if cfg.intercepts is None or not cfg.data.drillholes or tranche is None:
+        return None
+    files = state.stages.get("data", {}).get("artefact_files", {}).get("intervals")
+    if not files:
+        return None
+    intervals = load("intervals", files, folder)
+    rules = cfg.intercepts
+    grade = (rules.grade or cfg.grades[0]).lower()
+    table = find_intercepts(
+        intervals, grade, cutoff=rules.cutoff, min_length=rules.min_length,
+        max_dilution=rules.max_dilution, including=rules.including,
+        including_min_length=rules.including_min_length,
+        holes=holes_in_tranche(intervals, tranche),
+    )  # fmt: skip
+    unit = cfg.data.length_unit or "data units"
+    label = f"{cfg.data.grade_unit} {grade.capitalize()}" if cfg.data.grade_unit else grade
+    text = format_intercepts(table, grade_label=label, unit=unit, rules=rules, tranche=tranche)
+    output.write_csv(folder / "release" / "intercepts.csv", table)
+    output.write_text(folder / "release" / "intercepts.txt", text + "\n")
+    state.results["release"] = (table, text)
+    return "release/intercepts.csv"
+
+
+def _record_update(folder: Path, info: dict, extra: list[str]) -> None:
+    """Add the update's record and its files (diff, release) to run.json."""
+    meta = output.read_json(folder / "run.json", "run record (run.json)")
+    meta["command"] = "run"
+    meta["update"] = info
+    for name in extra:
+        for rel in output.list_files(folder / name):
+            meta["outputs"][f"{name}/{rel}"] = output.file_sha256(folder / name / rel)
+    output.write_json(folder / "run.json", meta)
 
 
 def verify_run_folder(run_dir: Path) -> dict:

@@ -1,8 +1,9 @@
 """Write the bundled demo data set (:func:`estimator.demo.make_demo`) to a folder.
 
 Files: ``collars.csv``, ``surveys.csv``, ``assays_2011-06-28.csv``, ``assays_2011-09-14.csv``,
-``zones.csv``, one OBJ wireframe per zone (``offset.obj`` ...) and ``demo.yaml``, the run config
-that reads them (relative paths). Every file is written atomically (a temporary name in the same
+``zones.csv``, one OBJ wireframe per zone (``offset.obj`` ...), ``demo.yaml``, the run config
+that reads them (relative paths), and ``demo-2011-06-28.yaml``, the same with the first tranche
+only (the tranche-update story). Every file is written atomically (a temporary name in the same
 folder, then ``os.replace``).
 """
 
@@ -19,6 +20,9 @@ from estimator.io.output import write_text
 __all__ = ["obj_text", "write_demo"]
 
 CONFIG_NAME = "demo.yaml"
+#: The config of the first tranche alone (the June release): run it, then update with
+#: ``demo.yaml`` (both tranches) into the same run folder.
+FIRST_TRANCHE_NAME = "demo-2011-06-28.yaml"
 
 _YAML_HEADER = """\
 # Lac des Iles-style demo (synthetic, seed {seed}): estimator run {config_name}
@@ -62,4 +66,13 @@ def write_demo(directory: str | Path, seed: int = 2011) -> Path:
         write_text(out / dom["wireframe"], obj_text(vertices, faces, note))
     header = _YAML_HEADER.format(seed=seed, config_name=data.config["name"])
     body = yaml.safe_dump(data.config, sort_keys=False, default_flow_style=None, width=100)
+    first = dict(data.config, data=dict(data.config["data"], assays=data.config["data"]["assays"][:1]))
+    first_header = (
+        f"# The first tranche alone (the 2011-06-28 release) of the demo {data.config['name']}:\n"
+        f"#   estimator run {FIRST_TRANCHE_NAME}, then estimator update {CONFIG_NAME}\n"
+        "# (both tranches, the same run folder): the update re-estimates what the second\n"
+        "# tranche can change and explains the change.\n"
+    )
+    first_body = yaml.safe_dump(first, sort_keys=False, default_flow_style=None, width=100)
+    write_text(out / FIRST_TRANCHE_NAME, first_header + first_body)
     return write_text(out / CONFIG_NAME, header + body)

@@ -341,3 +341,46 @@ def read_json(path: str | Path, what: str = "file") -> dict:
         msg = f"{path}: the {what} should hold a JSON object, found {type(doc).__name__}"
         raise DataError(msg)
     return doc
+
+
+def copy_path(source: str | Path, target: str | Path) -> Path:
+    """Copy a file or a folder (a block-model store) to ``target``."""
+    import shutil
+
+    source, target = Path(source), Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if source.is_dir():
+        shutil.copytree(source, target, dirs_exist_ok=False)
+    else:
+        shutil.copy2(source, target)
+    return target
+
+
+def snapshot(folder: str | Path, names, target: str | Path) -> Path:
+    """Hard-link the files (and folders) ``names`` of ``folder`` under ``target``.
+
+    Hard links keep the files' contents alive when the originals are replaced or removed, at
+    no copy cost; where the file system refuses them the files are copied.
+    """
+    import shutil
+
+    folder, target = Path(folder), Path(target)
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+
+    def link(src, dst):
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    for name in names:
+        src = folder / name
+        dst = target / name
+        if src.is_dir():
+            shutil.copytree(src, dst, copy_function=link)
+        elif src.is_file():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            link(src, dst)
+    return target
