@@ -208,6 +208,23 @@ def cmd_update(args) -> int:
     return 0
 
 
+def cmd_diff(args) -> int:
+    from estimator.diffing import diff_runs
+    from estimator.pipeline import verify_run_folder
+
+    run_a, run_b = Path(args.run_a), Path(args.run_b)
+    if args.out:
+        out = Path(args.out)
+    else:
+        meta = verify_run_folder(run_a)
+        out = run_b / "reports" / f"diff-{meta.get('run_id') or run_a.name}"
+    result = diff_runs(run_a, run_b, out, progress=_progress(args))
+    if not args.quiet:
+        print(result.text)
+        print(f"\nwritten to {out}")
+    return 0
+
+
 def cmd_check(args) -> int:
     from estimator.config import load_config
     from estimator.pipeline import run_check
@@ -335,6 +352,12 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--until", default="report", choices=["data", "composites", "variograms",
                    "estimate", "report"], help="last stage to run")  # fmt: skip
     u.set_defaults(func=cmd_update)
+
+    df = common(sub.add_parser("diff", help="what changed between two runs, and which holes drove it"))
+    df.add_argument("run_a", help="the run before")
+    df.add_argument("run_b", help="the run after")
+    df.add_argument("--out", help="folder for the diff (default: RUN_B/reports/diff-<A's run id>)")
+    df.set_defaults(func=cmd_diff)
 
     c = common(sub.add_parser("check", help="validate config and data, write the data report"))
     c.add_argument("config")
