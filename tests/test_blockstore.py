@@ -10,15 +10,18 @@ import numpy.testing as npt
 import pytest
 import xarray as xr
 
-from estimator.blockmodel.grid import GRADE_VARIABLES, BlockGrid
+from estimator.blockmodel.grid import GRADE_VARIABLES, PROVENANCE_VARIABLES, BlockGrid
 from estimator.errors import DataError
 from estimator.io.blockstore import (
+    PLAN_ATTR,
     RECORDS,
+    BlockStore,
     StoreLayout,
     chunk_sha256,
     create_store,
     decode_classes,
     iter_chunks,
+    model_arrays,
     open_block_model,
     open_store,
     store_digest,
@@ -31,7 +34,7 @@ from test_chunked import case_wireframes, make_plan, read_model, reference, run_
 GRID = BlockGrid((100.0, 200.0, 0.0), (5.0, 4.0, 2.0), (7, 5, 3), rotation=30.0)
 LAYOUT = StoreLayout(
     GRID, ("ore", "waste"), ("au",), (3, 2, 2), classes=("measured", "indicated"),
-    length_unit="m", grade_unit="g/t",
+    length_unit="m", grade_unit="g/t", tranches=("2011-06-28", "phase 2"),
 )  # fmt: skip
 
 
@@ -62,7 +65,14 @@ def test_layout_chunks_cover_the_grid_once():
         LAYOUT.window((2, 0, 0))
     assert StoreLayout.from_json(LAYOUT.to_json()) == LAYOUT
     names = [v[0] for v in LAYOUT.variables()]
-    assert names == ["fraction", *[f"au{s}" for s in GRADE_VARIABLES], "class"]
+    assert names == [
+        "fraction", *[f"au{s}" for s in GRADE_VARIABLES],
+        "au_latest_tranche", "au_newest_n", "au_newest_weight", "class",
+    ]  # fmt: skip
+    assert list(PROVENANCE_VARIABLES) == ["_latest_tranche", "_newest_n", "_newest_weight"]
+    assert LAYOUT.to_json()["tranches"] == ["2011-06-28", "phase 2"]
+    with pytest.raises(ValueError, match=r"300 tranches; the block model records at most 255"):
+        StoreLayout(GRID, ("ore",), ("au",), (3, 2, 2), tranches=[f"t{k}" for k in range(300)])
 
 
 def test_hash_ignores_nan_payloads_and_sees_every_change():
@@ -229,14 +239,68 @@ def test_netcdf_conversion_round_trips(estimated, tmp_path):
     for name in written.variables:  # the Dataset returned is the one in the file
         npt.assert_array_equal(written[name].values, back[name].values, err_msg=name)
     stored = read_model(path)
-    assert set(back.variables) == set(ref.variables)
+    provenance = {f"{g}{s}" for g in ("pd", "pt") for s in PROVENANCE_VARIABLES}
+    assert set(back.variables) == set(ref.variables) | provenance
     for name in ref.variables:
         npt.assert_array_equal(back[name].values, ref[name].values, err_msg=name)
         npt.assert_array_equal(back[name].values, stored[name].values, err_msg=name)
         assert _plain(back[name].attrs) == _plain(ref[name].attrs), name
-    assert _plain(back.attrs) == _plain(ref.attrs)
+    for name in provenance:  # the provenance variables are carried, codes and attributes
+        npt.assert_array_equal(back[name].values, stored[name].values, err_msg=name, strict=True)
+        # (NetCDF gives a one-element list attribute back as a scalar)
+        assert _plain(back[name].attrs, 1) == _plain(stored[name].attrs, 1), name
+    assert np.atleast_1d(back["pd_latest_tranche"].attrs["tranche_names"]).tolist() == ["s"]
+    assert back["pd_latest_tranche"].attrs["flag_meanings"] == "none s"
+    assert (back["pd_newest_n"].values == back["pd_n"].values * (back["pd_pass"] > 0)).all()
+    assert _plain({k: v for k, v in back.attrs.items() if k != PLAN_ATTR}) == _plain(ref.attrs)
+    assert back.attrs[PLAN_ATTR] == stored.attrs[PLAN_ATTR]
 
 
-def _plain(attrs):
+def test_model_arrays_read_a_netcdf_back_as_stored(estimated, tmp_path):
+    case, _, path = estimated
+    layout = make_plan(case).layout()
+    store = BlockStore(path, layout, "")
+    to_netcdf(path, tmp_path / "blockmodel.nc")
+    with xr.open_dataset(tmp_path / "blockmodel.nc", engine="h5netcdf") as back:
+        back = back.load()
+    arrays = model_arrays(back, layout)
+    window = (slice(0, 6), slice(0, 12), slice(0, 16))
+    for name, values in store.read_window(window).items():
+        npt.assert_array_equal(arrays[name], values, err_msg=name, strict=True)
+    with pytest.raises(DataError, match=r"blockmodel\.nc: no variable pd_newest_n"):
+        model_arrays(back.drop_vars("pd_newest_n"), layout, "blockmodel.nc")
+    relabelled = back.assign({"class": back["class"].where(back["class"] != "measured", "M")})
+    with pytest.raises(DataError, match=r"class labels \['M'\] are not classes of this run"):
+        model_arrays(relabelled, layout)
+    with pytest.raises(DataError, match=r"domains \['main', 'far', 'west'\], expected"):
+        model_arrays(back.isel(domain=[0, 2, 1]), layout)
+
+
+def _plain(attrs, ndmin=0):
     """NetCDF gives list attributes back as arrays."""
-    return {k: np.asarray(v).tolist() for k, v in attrs.items()}
+    return {k: np.array(v, ndmin=ndmin).tolist() for k, v in attrs.items()}
+
+
+def test_copy_chunk_copies_files_between_stores_of_one_format(tmp_path):
+    rng = np.random.default_rng(6)
+    source = create_store(tmp_path / "a.zarr", LAYOUT, "p1")
+    arrays = _chunk(LAYOUT, (1, 1, 1), rng)
+    sha = source.write_chunk((1, 1, 1), arrays)
+    other = LAYOUT.__class__(**{**LAYOUT.__dict__, "grade_unit": "ppm"})  # attributes only
+    target = create_store(tmp_path / "b.zarr", other, "p2")
+    target.write_chunk((1, 1, 1), _chunk(LAYOUT, (1, 1, 1), rng))  # other numbers there
+    arrays["au"][:] = np.nan  # a variable whose chunk is all fill in the source ...
+    sha = source.write_chunk((1, 1, 1), arrays)
+    assert target.copy_chunk(source, (1, 1, 1))
+    assert target.chunk_hash((1, 1, 1)) == sha  # ... is removed from the target
+    for name, a in target.read_chunk((1, 1, 1)).items():
+        npt.assert_array_equal(a, arrays[name], err_msg=name, strict=True)
+    # then only the variables named are written; the hash covers all
+    arrays["au_newest_n"][:] = 7
+    assert target.write_chunk((1, 1, 1), arrays, names=["au_newest_n"]) == chunk_sha256(
+        arrays, [v[0] for v in LAYOUT.variables()])  # fmt: skip
+    assert target.chunk_hash((1, 1, 1)) == target.write_chunk((1, 1, 1), arrays)
+    coarser = create_store(tmp_path / "c.zarr", StoreLayout(
+        GRID, ("ore", "waste"), ("au",), (7, 5, 3), classes=("measured", "indicated"),
+        tranches=LAYOUT.tranches), "p3")  # fmt: skip
+    assert not coarser.copy_chunk(source, (0, 0, 0))  # other chunks: nothing copied

@@ -2,7 +2,9 @@
 
 The reference is :func:`estimator.estimation.estimate_stage` (one in-memory model, synchronous).
 Every variable of every block read back from the store must be identical (NaN where NaN), and
-the counts must agree, on several problems (rotated grid, overlapping wireframes, topography,
+the counts must agree; the provenance variables, which only the store has, are checked
+against a block-by-block computation from one whole-domain kernel call with weights. All this
+holds on several problems (rotated grid, overlapping wireframes, topography,
 nearest-sample rule domains, several grades, classification, OK / SK / IDW), chunkings and
 schedulers. The builders here are also used by tests/test_resume.py and test_blockstore.py.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -20,9 +23,10 @@ import pandas as pd
 import pytest
 
 from estimator.blockmodel.fractions import Surface
+from estimator.blockmodel.grid import PROVENANCE_VARIABLES
 from estimator.config import parse_config
 from estimator.errors import DataError, EstimationWarning
-from estimator.io.blockstore import decode_classes, open_block_model
+from estimator.io.blockstore import PLAN_ATTR, decode_classes, open_block_model
 from estimator.kriging.chunked import ChunkPlan, compute_chunk, estimate_to_store
 from estimator.variography.models import Structure, VariogramModel
 from helpers import box_mesh
@@ -237,9 +241,16 @@ def read_model(path):
     return decode_classes(open_block_model(path).compute())
 
 
+def provenance_names(ds):
+    grades = [str(n)[: -len("_pass")] for n in ds.data_vars if str(n).endswith("_pass")]
+    return {f"{g}{s}" for g in grades for s in PROVENANCE_VARIABLES}
+
+
 def assert_same_model(ds, ref):
-    assert set(ds.variables) == set(ref.variables)
-    assert ds.attrs == ref.attrs
+    """Every variable of ``ref`` identical in ``ds``; ``ds`` has the provenance ones besides."""
+    extra = provenance_names(ref) - set(ref.variables)
+    assert set(ds.variables) == set(ref.variables) | extra
+    assert {k: v for k, v in ds.attrs.items() if k != PLAN_ATTR} == ref.attrs
     for name in ref.variables:
         a, b = ds[name], ref[name]
         assert a.dims == b.dims, name
@@ -280,6 +291,52 @@ def references():
 # ---------------------------------------------------------------------------------------
 # tests
 # ---------------------------------------------------------------------------------------
+def expected_provenance(plan, fraction):
+    """The provenance variables block by block, from one kernel call per domain and grade."""
+    from estimator.kriging.estimate import estimate_blocks
+
+    offsets = plan.grid.discretisation_offsets(plan.discretisation)
+    newest = len(plan.tranche_names)
+    out = {}
+    for g in plan.grades:
+        latest = np.zeros(fraction.shape, np.uint8)
+        count = np.zeros(fraction.shape, np.int32)
+        weight = np.full(fraction.shape, np.nan)
+        for i, dom in enumerate(plan.domains):
+            iz, iy, ix = np.nonzero(fraction[i] > 0)
+            if iz.size == 0:
+                continue
+            s = plan.samples[(dom.name, g)]
+            res = estimate_blocks(
+                plan.grid.block_centres(iz, iy, ix), offsets, s.xyz, s.values, s.holes,
+                plan.models[(dom.name, g)], plan.passes, plan.method,
+                plan.sk_mean.get((dom.name, g)), plan.idw_power, return_weights=True,
+            )  # fmt: skip
+            for b in range(iz.size):
+                if res["pass"][b] <= 0:
+                    continue
+                pairs = zip(res["indices"][b], res["weights"][b], strict=True)
+                used = [(int(k), float(w)) for k, w in pairs if k >= 0 and np.isfinite(w)]
+                codes = [int(s.tranches[k]) for k, _ in used]
+                where = (i, iz[b], iy[b], ix[b])
+                latest[where] = max(codes, default=0)
+                total = 0.0
+                for (_, w), c in zip(used, codes, strict=True):
+                    if c == newest:
+                        count[where] += 1
+                        total += w
+                weight[where] = total
+        out |= {f"{g}_latest_tranche": latest, f"{g}_newest_n": count,
+                f"{g}_newest_weight": weight}  # fmt: skip
+    return out
+
+
+def assert_provenance(ds, plan):
+    expected = expected_provenance(plan, ds["fraction"].values)
+    for name, values in expected.items():
+        npt.assert_array_equal(ds[name].values, values, err_msg=name, strict=True)
+
+
 def test_problems_are_meaningful(references):
     for name, (case, ref, _) in references.items():
         grade = case.cfg.grades[0]
@@ -308,19 +365,72 @@ CHUNKINGS = {
 )
 def test_equals_in_memory_estimate(references, tmp_path, name, chunks):
     case, ref, counts = references[name]
-    store, got = run_store(make_plan(case, chunks), tmp_path / "blockmodel.zarr")
-    assert_same_model(read_model(store.path), ref)
+    plan = make_plan(case, chunks)
+    store, got = run_store(plan, tmp_path / "blockmodel.zarr")
+    ds = read_model(store.path)
+    assert_same_model(ds, ref)
     assert_same_counts(got, counts)
     assert got["chunks"]["computed"] == got["chunks"]["planned"]
+    if chunks == CHUNKINGS[name][0]:
+        assert_provenance(ds, plan)
+
+
+def with_tranches(case, names, seed=0):
+    """The case read from assay files of tranches ``names``; each hole from one of them and
+    a few composites of each hole from the newest (re-assays)."""
+    from estimator.config import AssayFile
+
+    rng = np.random.default_rng(seed)
+    assays = [AssayFile.model_construct(path=Path(f"{t}.csv"), tranche=t) for t in names]
+    data = case.cfg.data.model_copy(update={"assays": assays, "samples": None})
+    comps = case.composites.copy()
+    holes = comps["hole_id"].unique()
+    pick = dict(zip(holes, rng.integers(0, len(names), holes.size), strict=True))
+    comps["tranche"] = [names[pick[h]] for h in comps["hole_id"]]
+    comps.loc[rng.uniform(size=len(comps)) < 0.05, "tranche"] = names[-1]
+    return SimpleNamespace(**{**vars(case), "composites": comps,
+                              "cfg": case.cfg.model_copy(update={"data": data})})  # fmt: skip
+
+
+def test_provenance_with_tranches(tmp_path):
+    names = ["2011-06-28", "phase 2", "2012-01-20"]
+    case = with_tranches(case_wireframes(), names)
+    plan = make_plan(case, (8, 6, 3))
+    assert plan.tranche_names == tuple(names)
+    for (d, g), s in plan.samples.items():  # codes follow data.assays order
+        rows = case.composites[(case.composites["domain"] == d) & case.composites[g].notna()]
+        expected = [names.index(t) + 1 for t in rows["tranche"]]
+        npt.assert_array_equal(s.tranches, expected, err_msg=f"{d}.{g}")
+    store, _ = run_store(plan, tmp_path / "bm.zarr")
+    ds = read_model(store.path)
+    assert_same_model(ds, reference(case)[0])
+    assert_provenance(ds, plan)
+    latest = ds["pd_latest_tranche"]
+    assert set(np.unique(latest.values)) == {0, 1, 2, 3}
+    assert latest.attrs["flag_meanings"] == "none 2011-06-28 phase_2 2012-01-20"
+    assert latest.attrs["tranche_names"] == names
+    assert ds["pd_newest_n"].attrs["tranche"] == "2012-01-20"
+    share = ds["pd_newest_weight"].values
+    estimated = ds["pd_pass"].values > 0
+    assert np.isnan(share[~estimated]).all() and np.isfinite(share[estimated]).all()
+    assert ((share[estimated] == 0) == (ds["pd_newest_n"].values[estimated] == 0)).mean() > 0.99
+    # a composite of a tranche that data.assays does not list
+    bad = SimpleNamespace(**{**vars(case), "composites": case.composites.assign(tranche="old")})
+    with pytest.raises(DataError, match=r"composites: tranche 'old' is not one of data\.assays"):
+        make_plan(bad)
 
 
 @pytest.mark.parametrize("method", ["nn"])
 def test_other_methods_equal_in_memory_estimate(tmp_path, method):
     case = case_rules(method=method)
     ref, counts = reference(case)
-    store, got = run_store(make_plan(case), tmp_path / "bm.zarr")
-    assert_same_model(read_model(store.path), ref)
+    plan = make_plan(case)
+    store, got = run_store(plan, tmp_path / "bm.zarr")
+    ds = read_model(store.path)
+    assert_same_model(ds, ref)
     assert_same_counts(got, counts)
+    assert_provenance(ds, plan)
+    assert (ds["au_newest_n"].values == (ds["au_pass"].values > 0)).all()  # one sample used
 
 
 @pytest.mark.parametrize("scheduler", ["threads", "processes"])
@@ -419,7 +529,7 @@ def test_compute_chunk_is_pure(references):
     window = plan.layout().window(index)
     for name, arr in a.items():
         npt.assert_array_equal(arr, b[name])
-        if name != "class":
+        if name != "class" and name in ref:
             npt.assert_array_equal(arr, ref[name].values[(slice(None), *window)])
 
 

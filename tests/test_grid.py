@@ -195,3 +195,21 @@ def test_variable_attrs_are_what_describe_variables_applies():
     assert unset["pd"]["units"] == "unknown (data.grade_unit not set)"
     assert unset[""]["units"] == "unknown (data.length_unit not set)"
     assert "density" not in out and "class" not in out  # only variables present get attrs
+
+
+def test_provenance_variables_and_their_attributes():
+    from estimator.blockmodel.grid import PROVENANCE_VARIABLES, variable_attrs
+
+    assert grade_variable_names("pd", provenance=True)[-3:] == [
+        "pd_latest_tranche", "pd_newest_n", "pd_newest_weight",
+    ]  # fmt: skip
+    assert PROVENANCE_VARIABLES["_latest_tranche"] == (np.uint8, 0)
+    attrs = variable_attrs(["pd"], tranches=["2011-06-28", "infill 2"])
+    latest = attrs["pd_latest_tranche"]
+    assert latest["flag_values"] == [0, 1, 2]
+    assert latest["flag_meanings"] == "none 2011-06-28 infill_2"
+    assert latest["tranche_names"] == ["2011-06-28", "infill 2"]
+    assert latest["units"] == "1" and "latest tranche" in latest["long_name"]
+    assert attrs["pd_newest_n"]["tranche"] == "infill 2"
+    assert "(infill 2)" in attrs["pd_newest_weight"]["long_name"]
+    assert variable_attrs(["pd"])["pd_latest_tranche"]["flag_meanings"] == "none"

@@ -41,6 +41,19 @@ GRADE_VARIABLES: dict[str, tuple[type, float | int]] = {
     "_flag": (np.uint8, 0),
 }
 
+#: Per-grade provenance variables, suffix -> (dtype, fill value): the latest tranche among the
+#: samples a block used (code: 0 none, k the k-th tranche of ``data.assays``), how many of them
+#: come from the newest tranche and the sum of their weights (SPEC section 5, "after tranche
+#: updates"). Written by the chunked engine (:mod:`estimator.kriging.chunked`) after
+#: :data:`GRADE_VARIABLES` in the store; not part of :func:`make_block_model`.
+PROVENANCE_VARIABLES: dict[str, tuple[type, float | int]] = {
+    "_latest_tranche": (np.uint8, 0),
+    "_newest_n": (np.int32, 0),
+    "_newest_weight": (np.float64, np.nan),
+}
+#: Most tranches a ``_latest_tranche`` code can name.
+MAX_TRANCHES = 255
+
 #: Dimension order of every block-model variable.
 DIMS = ("domain", "z", "y", "x")
 
@@ -264,9 +277,18 @@ class BlockGrid:
         return out
 
 
-def grade_variable_names(grade: str) -> list[str]:
-    """Names of the block-model variables of one grade, in SPEC order (``g``, ``g_kv``, ...)."""
-    return [f"{grade}{suffix}" for suffix in GRADE_VARIABLES]
+def grade_variable_names(grade: str, *, provenance: bool = False) -> list[str]:
+    """Names of the block-model variables of one grade, in SPEC order (``g``, ``g_kv``, ...).
+
+    With ``provenance`` the tranche variables (:data:`PROVENANCE_VARIABLES`) follow.
+    """
+    suffixes = [*GRADE_VARIABLES, *(PROVENANCE_VARIABLES if provenance else ())]
+    return [f"{grade}{suffix}" for suffix in suffixes]
+
+
+def flag_token(name: str) -> str:
+    """A name as one CF ``flag_meanings`` word (blanks joined by ``_``)."""
+    return "_".join(str(name).split()) or "_"
 
 
 def make_block_model(
@@ -350,6 +372,7 @@ def variable_attrs(
     length_unit: str | None = None,
     grade_unit: str | None = None,
     method: str = "ok",
+    tranches: Sequence[str] | None = None,
 ) -> dict[str, dict]:
     """``long_name`` and ``units`` (CF style) of every block-model variable and coordinate.
 
@@ -358,11 +381,16 @@ def variable_attrs(
     Units are never assumed: where ``data.length_unit`` or ``data.grade_unit`` is not
     configured the attribute says so. Flag and pass variables carry CF ``flag_*`` attributes.
 
+    ``tranches`` are the tranche names in ``data.assays`` order (the codes 1, 2, ... of
+    ``<g>_latest_tranche``, whose ``tranche_names`` attribute lists them exactly); the last is
+    the newest, which ``<g>_newest_n`` and ``<g>_newest_weight`` count.
+
     Returns
     -------
     dict
-        ``{name: attrs}`` for ``x, y, z, x_world, y_world, domain, fraction, density, class``
-        and the grade variables of every grade; the key ``""`` holds the global ``units``.
+        ``{name: attrs}`` for ``x, y, z, x_world, y_world, domain, fraction, density, class``,
+        the grade and provenance variables of every grade; the key ``""`` holds the global
+        ``units``.
     """
     from estimator.kriging.parallel import FLAG_BITS
 
@@ -418,6 +446,7 @@ def variable_attrs(
                 "flag_meanings": meanings,
             },
         })  # fmt: skip
+        out.update(_provenance_attrs(g, tranches or ()))
     out["density"] = {
         "long_name": "dry bulk density",
         "units": f"t per cubic {length_unit}" if length_unit
@@ -427,6 +456,36 @@ def variable_attrs(
     return out
 
 
+def _provenance_attrs(g: str, tranches: Sequence[str]) -> dict[str, dict]:
+    names = [str(t) for t in tranches]
+    newest = names[-1] if names else "none"
+    return {
+        f"{g}_latest_tranche": {
+            "long_name": (
+                f"{g} latest tranche among the samples used (code: 0 = no sample, k = the k-th "
+                "tranche of data.assays; see flag_meanings and tranche_names)"
+            ),
+            "units": "1",
+            "flag_values": list(range(len(names) + 1)),
+            "flag_meanings": " ".join(["none", *(flag_token(n) for n in names)]),
+            "tranche_names": names,
+        },
+        f"{g}_newest_n": {
+            "long_name": f"{g} number of samples used from the newest tranche ({newest})",
+            "units": "1",
+            "tranche": newest,
+        },
+        f"{g}_newest_weight": {
+            "long_name": (
+                f"{g} sum of the weights of the samples used from the newest tranche ({newest}); "
+                "NaN where not estimated"
+            ),
+            "units": "1",
+            "tranche": newest,
+        },
+    }
+
+
 def describe_variables(
     ds: xr.Dataset,
     grades: Sequence[str],
@@ -434,13 +493,16 @@ def describe_variables(
     length_unit: str | None = None,
     grade_unit: str | None = None,
     method: str = "ok",
+    tranches: Sequence[str] | None = None,
 ) -> xr.Dataset:
     """Give every variable and coordinate its ``long_name`` and ``units`` (CF style).
 
     The attributes are those of :func:`variable_attrs`; variables absent from ``ds`` are
     skipped.
     """
-    attrs = variable_attrs(grades, length_unit=length_unit, grade_unit=grade_unit, method=method)
+    attrs = variable_attrs(
+        grades, length_unit=length_unit, grade_unit=grade_unit, method=method, tranches=tranches
+    )
     ds = ds.copy()
     for name, a in attrs.items():
         if name and name in ds.variables:

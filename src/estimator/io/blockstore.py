@@ -9,7 +9,8 @@ Layout of ``blockmodel.zarr`` (SPEC section 5, readable with ``xarray.open_zarr`
       x, y, z, domain         coordinates (block centres in the grid frame, domain names)
       x_world, y_world        (y, x) world centres, only when the grid is rotated
       fraction, <g>, <g>_kv, <g>_slope, <g>_ke, <g>_n, <g>_holes, <g>_dist, <g>_pass,
-      <g>_flag, class         (domain, z, y, x), Zarr chunks (1, cz, cy, cx)
+      <g>_flag, <g>_latest_tranche, <g>_newest_n, <g>_newest_weight, class
+                              (domain, z, y, x), Zarr chunks (1, cz, cy, cx)
       .chunks/z<k>_y<j>_x<i>.json   completion record of each estimated chunk
 
 * **Chunks.** Zarr chunks are ``(1 domain, cz, cy, cx)`` with ``compute.chunks = (cx, cy,
@@ -17,13 +18,21 @@ Layout of ``blockmodel.zarr`` (SPEC section 5, readable with ``xarray.open_zarr`
   and workers write their own chunks concurrently, without locks.
 * **Fill values.** A block of a chunk that was never written reads as *outside every domain*:
   ``fraction`` 0, estimates and ``_kv, _slope, _ke, _dist`` NaN, ``_n, _holes, _flag`` 0,
-  ``_pass`` -1, ``class`` 0. These are exactly the values an estimated chunk holds outside its
+  ``_pass`` -1, ``class`` 0, ``_latest_tranche`` and ``_newest_n`` 0, ``_newest_weight``
+  NaN. These are exactly the values an estimated chunk holds outside its
   domains, so only chunks that touch a domain take disk space (Zarr does not store a chunk
   equal to its fill value), and a store read whole equals the in-memory block model.
 * **class** is stored as integer codes: 0 unclassified, k the k-th class of the config, with
   CF ``flag_values``/``flag_meanings`` and the exact names in ``class_names``.
   :func:`decode_classes` turns them into the labels of the in-memory model (``""`` =
   unclassified); :func:`estimator.reporting.grade_tonnage` reads either form.
+* **Provenance** per grade (:data:`~estimator.blockmodel.grid.PROVENANCE_VARIABLES`):
+  ``<g>_latest_tranche`` as uint8 codes (0 = no sample, k = the k-th tranche of
+  ``data.assays``; CF ``flag_values``/``flag_meanings`` and the exact names in
+  ``tranche_names``), ``<g>_newest_n`` and ``<g>_newest_weight`` for the newest tranche.
+* **Plan digest.** The global attribute ``estimate_plan_sha256`` names every input of the
+  numbers (:func:`estimator.kriging.chunked.plan_digest`); it survives the NetCDF conversion,
+  so an update can check that a previous model was made from the plan it is told about.
 * **Completion records.** After a chunk's arrays are written, a small JSON file records the
   plan id, the chunk's window, the SHA-256 of its data (:func:`chunk_sha256`) and the task's
   summary counts. The record is written last and atomically, so it is the truth for resume:
@@ -53,11 +62,20 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from estimator.blockmodel.grid import DIMS, GRADE_VARIABLES, BlockGrid, variable_attrs
+from estimator.blockmodel.grid import (
+    DIMS,
+    GRADE_VARIABLES,
+    MAX_TRANCHES,
+    PROVENANCE_VARIABLES,
+    BlockGrid,
+    flag_token,
+    variable_attrs,
+)
 from estimator.errors import DataError
 
 __all__ = [
     "FORMAT",
+    "PLAN_ATTR",
     "RECORDS",
     "STORE_NAME",
     "BlockStore",
@@ -66,8 +84,11 @@ __all__ = [
     "create_store",
     "decode_classes",
     "iter_chunks",
+    "layout_of",
+    "model_arrays",
     "open_block_model",
     "open_store",
+    "store_attributes",
     "store_digest",
     "to_netcdf",
     "verify_store",
@@ -81,6 +102,8 @@ RECORDS = ".chunks"
 FORMAT = "estimator-blockstore-1"
 #: Root attribute holding the format, plan id and layout.
 STORE_ATTR = "estimator_store"
+#: Global attribute holding the digest of the plan that made the numbers.
+PLAN_ATTR = "estimate_plan_sha256"
 #: ``long_name`` of the stored class codes.
 CLASS_CODE_NAME = "resource class code (0 = unclassified; see flag_meanings and class_names)"
 
@@ -102,6 +125,8 @@ class StoreLayout:
         ``data.length_unit`` and ``data.grade_unit``, for the variables' ``units``.
     method : str
         Estimation method, for the estimates' ``long_name``.
+    tranches : tuple of str
+        Tranche names in ``data.assays`` order (codes 1, 2, ... of ``<g>_latest_tranche``).
     """
 
     grid: BlockGrid
@@ -112,6 +137,7 @@ class StoreLayout:
     length_unit: str | None = None
     grade_unit: str | None = None
     method: str = "ok"
+    tranches: tuple[str, ...] = ()
 
     def __post_init__(self):
         chunks = tuple(int(c) for c in self.chunks)
@@ -123,6 +149,13 @@ class StoreLayout:
         object.__setattr__(self, "grades", tuple(str(g) for g in self.grades))
         if self.classes is not None:
             object.__setattr__(self, "classes", tuple(str(c) for c in self.classes))
+        object.__setattr__(self, "tranches", tuple(str(t) for t in self.tranches))
+        if len(self.tranches) > MAX_TRANCHES:
+            msg = (
+                f"data.assays: {len(self.tranches)} tranches; the block model records at most "
+                f"{MAX_TRANCHES} (merge older tranches into one file)"
+            )
+            raise ValueError(msg)
 
     # -- variables -----------------------------------------------------------------------
     @property
@@ -136,6 +169,8 @@ class StoreLayout:
         for g in self.grades:
             for suffix, (dtype, fill) in GRADE_VARIABLES.items():
                 out.append((f"{g}{suffix}", np.dtype(dtype), -1 if suffix == "_pass" else fill))
+            for suffix, (dtype, fill) in PROVENANCE_VARIABLES.items():
+                out.append((f"{g}{suffix}", np.dtype(dtype), fill))
         if self.classes is not None:
             out.append(("class", self.class_dtype, 0))
         return out
@@ -195,7 +230,7 @@ class StoreLayout:
         d = dict(data)
         g = d.pop("grid")
         grid = BlockGrid(g["origin"], g["block_size"], g["shape"], g["rotation"])
-        for key in ("domains", "grades", "chunks", "classes"):
+        for key in ("domains", "grades", "chunks", "classes", "tranches"):
             if d.get(key) is not None:
                 d[key] = tuple(d[key])
         return cls(grid=grid, **d)
@@ -255,6 +290,33 @@ def _consolidate(path: Path) -> None:
         zarr.consolidate_metadata(str(path))
 
 
+def _atomic_zarr_writes() -> bool:
+    """Whether this zarr writes a chunk file by renaming a new file into place (zarr >= 3.1.3),
+    so that a chunk file shared by a hard link is never changed in place."""
+    try:
+        from zarr.storage import _local
+    except ImportError:  # pragma: no cover - zarr's layout changed: copy
+        return False
+    return hasattr(_local, "_atomic_write")
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """``dst`` a hard link to ``src`` where zarr never rewrites a file in place and the file
+    system allows it (no bytes copied), a byte copy otherwise."""
+    with contextlib.suppress(FileNotFoundError):
+        dst.unlink()
+    if _ATOMIC_WRITES:
+        try:
+            os.link(src, dst)
+            return
+        except OSError:  # another file system, or no hard links: copy
+            pass
+    shutil.copyfile(src, dst)
+
+
+_ATOMIC_WRITES = _atomic_zarr_writes()
+
+
 class BlockStore:
     """An open chunked store: write and read chunks, keep completion records.
 
@@ -269,6 +331,7 @@ class BlockStore:
         self.records = self.path / RECORDS
         self._arrays: dict[str, object] = {}
         self._lock = threading.Lock()
+        self._same_format: dict[str, bool] = {}
 
     @classmethod
     def attach(cls, path: str | Path, layout: StoreLayout, plan_id: str) -> BlockStore:
@@ -292,16 +355,27 @@ class BlockStore:
         return arr
 
     # -- chunks --------------------------------------------------------------------------
-    def write_chunk(self, index: Sequence[int], arrays: Mapping[str, np.ndarray]) -> str:
+    def write_chunk(
+        self,
+        index: Sequence[int],
+        arrays: Mapping[str, np.ndarray],
+        names: Sequence[str] | None = None,
+    ) -> str:
         """Write every chunked variable of chunk ``index``; return the chunk's SHA-256.
 
         ``arrays`` maps each name of :meth:`StoreLayout.variables` to an array of the chunk's
-        shape ``(n_domains, wz, wy, wx)`` and dtype.
+        shape ``(n_domains, wz, wy, wx)`` and dtype. With ``names`` only those variables are
+        written (the others must already hold ``arrays``' values, as after
+        :meth:`copy_chunk`); the hash still covers every variable.
         """
         zs, ys, xs = self.layout.window(index)
         shape = self.layout.chunk_shape(index)
+        only = None if names is None else set(names)
         names = []
         for name, dtype, _ in self.layout.variables():
+            names.append(name)
+            if only is not None and name not in only:
+                continue
             a = np.asarray(arrays[name])
             if a.shape != shape or a.dtype != dtype:
                 msg = (
@@ -310,12 +384,51 @@ class BlockStore:
                 )
                 raise ValueError(msg)
             self._array(name)[:, zs, ys, xs] = a
-            names.append(name)
         return chunk_sha256(arrays, names)
+
+    def copy_chunk(self, source: BlockStore, index: Sequence[int]) -> bool:
+        """Copy the files of chunk ``index`` of every variable from ``source``, byte for byte.
+
+        Only between stores of the same grid, names and chunking whose arrays have the same
+        format (data type, chunk grid, key encoding, fill value, codecs): False, and nothing
+        copied, otherwise. A file ``source`` does not have (a chunk of fill values) is removed
+        here. Nothing is verified: read the chunk back and compare its hash with the source's
+        record before recording it.
+        """
+        mine, theirs = self.layout, source.layout
+        if (mine.grid, mine.domains, mine.grades, mine.chunks, mine.classes) != (
+            theirs.grid, theirs.domains, theirs.grades, theirs.chunks, theirs.classes
+        ):  # fmt: skip
+            return False
+        names = [v[0] for v in mine.variables()]
+        key = str(source.path)
+        if key not in self._same_format:
+            self._same_format[key] = all(
+                _array_format(self.path / n) == _array_format(source.path / n) is not None
+                for n in names
+            )
+        if not self._same_format[key]:
+            return False
+        k, j, i = (str(int(v)) for v in index)
+        for name in names:
+            for d in range(len(mine.domains)):
+                rel = Path(name, "c", str(d), k, j, i)
+                src, dst = source.path / rel, self.path / rel
+                if src.is_file():
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    _link_or_copy(src, dst)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        dst.unlink()
+        return True
 
     def read_chunk(self, index: Sequence[int], names: Sequence[str] | None = None) -> dict:
         """The arrays of chunk ``index`` as stored (fill values where never written)."""
-        zs, ys, xs = self.layout.window(index)
+        return self.read_window(self.layout.window(index), names)
+
+    def read_window(self, window: Sequence[slice], names: Sequence[str] | None = None) -> dict:
+        """The arrays of the blocks ``[z, y, x]`` of ``window`` (any window, not only a chunk)."""
+        zs, ys, xs = window
         names = [v[0] for v in self.layout.variables()] if names is None else list(names)
         return {name: np.asarray(self._array(name)[:, zs, ys, xs]) for name in names}
 
@@ -394,6 +507,21 @@ class BlockStore:
         _consolidate(self.path)
 
 
+def _array_format(path: Path) -> dict | None:
+    """An array's metadata less its attributes: what fixes the bytes of its chunk files."""
+    try:
+        meta = json.loads((path / "zarr.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    keys = meta.get("chunk_key_encoding") if isinstance(meta, dict) else None
+    if not isinstance(keys, dict) or keys != {
+        "name": "default", "configuration": {"separator": "/"}
+    }:  # fmt: skip
+        return None  # chunk files not at <name>/c/<d>/<k>/<j>/<i>
+    meta.pop("attributes", None)
+    return meta
+
+
 def _jsonable(value):
     if isinstance(value, np.generic):
         return value.item()
@@ -402,6 +530,16 @@ def _jsonable(value):
     if isinstance(value, (tuple, list)):
         return [_jsonable(v) for v in value]
     return value
+
+
+def store_attributes(path: str | Path) -> dict:
+    """The global attributes of the store at ``path`` (``{}`` when there is none)."""
+    try:
+        meta = json.loads((Path(path) / "zarr.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    attrs = meta.get("attributes") if isinstance(meta, dict) else None
+    return dict(attrs) if isinstance(attrs, dict) else {}
 
 
 def _store_info(path: Path) -> dict | None:
@@ -455,6 +593,7 @@ def create_store(
         length_unit=layout.length_unit,
         grade_unit=layout.grade_unit,
         method=layout.method,
+        tranches=layout.tranches,
     )
     group = zarr.open_group(str(path), mode="w", zarr_format=3)
     group.attrs.update(
@@ -498,9 +637,7 @@ def create_store(
                 "long_name": CLASS_CODE_NAME,
                 "units": "1",
                 "flag_values": list(range(len(names) + 1)),
-                "flag_meanings": " ".join(
-                    ["unclassified", *("_".join(n.split()) or "_" for n in names)]
-                ),
+                "flag_meanings": " ".join(["unclassified", *(flag_token(n) for n in names)]),
                 "class_names": names,
             }
         else:
@@ -543,12 +680,30 @@ def open_store(
     return create_store(path, layout, plan_id, attrs), False
 
 
-def _layout_of(path: Path) -> StoreLayout:
+def layout_of(path: str | Path) -> tuple[StoreLayout, str]:
+    """The layout and plan id of the store at ``path``.
+
+    Raises
+    ------
+    DataError
+        When ``path`` holds no estimator store of this format (or one written before the
+        layout gained a field this version needs).
+    """
+    path = Path(path)
     info = _store_info(path)
     if info is None or info.get("format") != FORMAT:
         msg = f"{path}: not an estimator block-model store (no {STORE_ATTR} attribute)"
         raise DataError(msg)
-    return StoreLayout.from_json(info["layout"])
+    try:
+        layout = StoreLayout.from_json(info["layout"])
+    except (KeyError, TypeError, ValueError) as err:
+        msg = f"{path}: the store's layout cannot be read ({err})"
+        raise DataError(msg) from None
+    return layout, str(info.get("plan_id", ""))
+
+
+def _layout_of(path: Path) -> StoreLayout:
+    return layout_of(path)[0]
 
 
 def verify_store(path: str | Path) -> list[tuple[int, int, int]]:
@@ -611,6 +766,59 @@ def open_block_model(path: str | Path, *, decode: bool = False) -> xr.Dataset:
     # never written, instead of a dask window over every chunk of the grid
     ds.encoding["iter_chunks"] = functools.partial(iter_chunks, path)
     return ds
+
+
+def model_arrays(ds: xr.Dataset, layout: StoreLayout, source: str = "") -> dict[str, np.ndarray]:
+    """The chunked variables of an in-memory block model, as a store of ``layout`` holds them.
+
+    For a previous ``blockmodel.nc`` read whole: every variable of :meth:`StoreLayout.variables`
+    as a ``(domain, z, y, x)`` NumPy array of the layout's dtype, ``class`` labels turned back
+    into codes (``""`` = 0, the k-th class name = k).
+
+    Raises
+    ------
+    DataError
+        When the Dataset's domains, sizes or a variable do not match the layout (``source``
+        names the file in the message).
+    """
+    where = source or "the previous block model"
+    nx, ny, nz = layout.grid.shape
+    want = {"domain": len(layout.domains), "z": nz, "y": ny, "x": nx}
+    sizes = {d: int(ds.sizes.get(d, -1)) for d in DIMS}
+    if sizes != want:
+        msg = f"{where}: sizes {sizes}, expected {want} (the grid or the domains differ)"
+        raise DataError(msg)
+    names = [str(d) for d in np.asarray(ds["domain"].values).tolist()]
+    if names != list(layout.domains):
+        msg = f"{where}: domains {names}, expected {list(layout.domains)}"
+        raise DataError(msg)
+    out = {}
+    for name, dtype, _ in layout.variables():
+        if name not in ds.data_vars:
+            msg = f"{where}: no variable {name} (made by an older estimator, or another run)"
+            raise DataError(msg)
+        var = ds[name].transpose(*DIMS)
+        values = np.asarray(var.values)
+        if name == "class" and values.dtype.kind not in "iu":
+            lookup = {"": 0, **{c: k for k, c in enumerate(layout.classes or (), start=1)}}
+            labels = values.astype(str)
+            unknown = sorted(set(np.unique(labels).tolist()) - set(lookup))
+            if unknown:
+                msg = f"{where}: class labels {unknown} are not classes of this run"
+                raise DataError(msg)
+            codes = np.zeros(labels.shape, dtype=dtype)
+            for label, code in lookup.items():
+                codes[labels == label] = code
+            values = codes
+        elif values.dtype != dtype:
+            with np.errstate(invalid="ignore"):
+                same = np.asarray(values, dtype=dtype)
+            if not np.array_equal(same, values, equal_nan=values.dtype.kind == "f"):
+                msg = f"{where}: variable {name} holds {values.dtype} values, expected {dtype}"
+                raise DataError(msg)
+            values = same
+        out[name] = np.ascontiguousarray(values)
+    return out
 
 
 def decode_classes(ds: xr.Dataset) -> xr.Dataset:

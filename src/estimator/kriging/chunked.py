@@ -34,29 +34,40 @@ summaries.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
+import struct
 import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from estimator.blockmodel.fractions import SampleIndex, Surface, domain_fractions
-from estimator.blockmodel.grid import GRADE_VARIABLES, BlockGrid
+from estimator.blockmodel.grid import (
+    GRADE_VARIABLES,
+    MAX_TRANCHES,
+    PROVENANCE_VARIABLES,
+    BlockGrid,
+)
 from estimator.errors import DataError
 from estimator.kriging.parallel import (
     FLAG_BITS,
     LOCAL_SCHEDULERS,
     OUTPUT_SUFFIX,
+    RANGE_BITS,
     _clean_samples,
-    _estimate_chunk,
     _per,
+    block_flags,
+    block_provenance,
     connect,
+    kept_samples,
+    range_flags,
     search_reach,
     warn_failures,
 )
@@ -69,10 +80,15 @@ __all__ = [
     "DomainSpec",
     "Mesh",
     "NearestSample",
+    "Previous",
     "SampleSet",
+    "can_reuse",
     "compute_chunk",
+    "compute_update_chunk",
     "estimate_to_store",
+    "plan_digest",
     "run_chunk",
+    "tranche_names",
 ]
 
 Index = tuple[int, int, int]
@@ -116,6 +132,8 @@ class SampleSet:
     value_range: tuple[float, float]
     #: [lowest, highest] finite composite value, or None (``counts["composite_range"]``)
     composite_range: list[float] | None
+    #: (m,) uint8 tranche codes (0 none, k the k-th of ``ChunkPlan.tranche_names``)
+    tranches: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -136,7 +154,10 @@ class ChunkPlan:
 
     Build it with :meth:`from_config`. ``samples``, ``models`` and ``sk_mean`` are keyed by
     ``(domain, grade)``; ``passes`` are absolute (scaled) search passes; ``chunks`` is
-    ``compute.chunks`` ``(cx, cy, cz)``.
+    ``compute.chunks`` ``(cx, cy, cz)``. ``tranche_names`` are the tranches in
+    ``data.assays`` order (the last is the newest); ``hole_names[code]`` is the hole of a
+    sample's hole code (``"\\x00"`` for a positioned sample without hole id, a hole of its
+    own), used to compare the samples of two plans.
     """
 
     grid: BlockGrid
@@ -158,6 +179,8 @@ class ChunkPlan:
     class_rules: tuple[ClassRule, ...] = ()
     length_unit: str | None = None
     grade_unit: str | None = None
+    tranche_names: tuple[str, ...] = ()
+    hole_names: np.ndarray | None = None
 
     # a per-process cache of derived objects (k-d tree, offsets); never pickled
     def __getstate__(self):
@@ -178,10 +201,15 @@ class ChunkPlan:
     ) -> ChunkPlan:
         """The plan of ``estimate_stage``'s inputs (same arguments, same meaning).
 
+        Each composite's tranche (column ``tranche``) is coded by its position in
+        ``data.assays`` (:func:`tranche_names`); positioned samples form one tranche named by
+        their file.
+
         Raises
         ------
         DataError
-            When a domain and grade has no variogram model.
+            When a domain and grade has no variogram model, or a composite's tranche is not
+            one of ``data.assays``.
         """
         from estimator.estimation import _hole_codes, grid_from_config, search_passes
 
@@ -208,6 +236,9 @@ class ChunkPlan:
                 )
             )  # fmt: skip
         codes = _hole_codes(composites)
+        hole_names = _hole_keys(composites, codes)
+        tranches = tranche_names(cfg)
+        tranche_codes = _tranche_codes(composites, tranches, bool(cfg.data.assays))
         xyz_all = composites[["x", "y", "z"]].to_numpy(float)
         est = cfg.estimation
         samples, plan_models, means = {}, {}, {}
@@ -218,11 +249,13 @@ class ChunkPlan:
             for g in cfg.grades:
                 raw = composites.loc[sel, g].to_numpy(float)
                 xyz, vals, holes = _clean_samples(xyz_all[sel], raw, codes[sel])
+                kept = tranche_codes[sel][kept_samples(xyz_all[sel], raw)]
                 finite = raw[np.isfinite(raw)]
                 samples[(d, g)] = SampleSet(
                     xyz, vals, holes,
                     (float(vals.min()), float(vals.max())) if vals.size else (np.nan, np.nan),
                     [float(finite.min()), float(finite.max())] if finite.size else None,
+                    np.ascontiguousarray(kept, dtype=np.uint8),
                 )  # fmt: skip
                 plan_models[(d, g)] = models[d][g]
                 means[(d, g)] = (
@@ -258,6 +291,8 @@ class ChunkPlan:
             ) if classes else (),
             length_unit=cfg.data.length_unit,
             grade_unit=cfg.data.grade_unit,
+            tranche_names=tuple(tranches),
+            hole_names=hole_names,
         )  # fmt: skip
 
     # -- layout and chunks ---------------------------------------------------------------
@@ -274,6 +309,7 @@ class ChunkPlan:
             length_unit=self.length_unit,
             grade_unit=self.grade_unit,
             method=self.method,
+            tranches=self.tranche_names,
         )
 
     def touched_chunks(self) -> list[Index]:
@@ -333,6 +369,58 @@ class ChunkPlan:
             diff = np.cumsum(diff, axis=axis)
         touched = diff[: shape[0], : shape[1], : shape[2]] > 0
         return [idx for idx in layout.indices() if touched[idx]]
+
+
+def tranche_names(cfg) -> list[str]:
+    """The tranches of a config, oldest first: ``data.assays`` order (a file's ``tranche``, or
+    its name without extension), a name listed twice counting at its last place; positioned
+    samples (``data.samples``) are one tranche named by their file."""
+    if cfg.data.assays:
+        listed = [str(a.tranche or Path(a.path).stem) for a in cfg.data.assays]
+        names = list(reversed(dict.fromkeys(reversed(listed))))
+    else:
+        names = [Path(cfg.data.samples).stem if cfg.data.samples else "samples"]
+    if len(names) > MAX_TRANCHES:
+        msg = (
+            f"data.assays: {len(names)} tranches; the block model records at most "
+            f"{MAX_TRANCHES} (merge older tranches into one file)"
+        )
+        raise DataError(msg)
+    return names
+
+
+def _tranche_codes(composites, names: Sequence[str], from_assays: bool) -> np.ndarray:
+    """Code of each composite's tranche: k for the k-th of ``names``, 0 for none (``""``)."""
+    n = len(composites)
+    if not from_assays:
+        return np.ones(n, dtype=np.uint8)
+    if "tranche" not in composites:
+        msg = "composites: no tranche column (composites.csv of an older estimator?); rerun"
+        raise DataError(msg)
+    text = composites["tranche"].astype(str).str.strip().to_numpy().astype(str)
+    lookup = {"": 0, "nan": 0, **{t: k for k, t in enumerate(names, start=1)}}
+    unknown = sorted(set(np.unique(text).tolist()) - set(lookup))
+    if unknown:
+        msg = (
+            f"composites: tranche {unknown[0]!r} is not one of data.assays ({', '.join(names)}); "
+            "give every assay file a tranche in data.assays"
+        )
+        raise DataError(msg)
+    codes = np.zeros(n, dtype=np.uint8)
+    for name, code in lookup.items():
+        codes[text == name] = code
+    return codes
+
+
+def _hole_keys(composites, codes: np.ndarray) -> np.ndarray:
+    """The hole of each hole code, ``"\\x00"`` for a sample without hole id (a hole of its own)."""
+    raw = composites["hole_id"].astype(str).str.strip().to_numpy().astype(str)
+    blank = np.isin(np.char.lower(raw), ["", "nan", "none"])
+    keys = raw.astype(object)
+    keys[blank] = "\x00"  # kept as a Python string (NumPy text would drop a trailing NUL)
+    out = np.empty(int(codes.max()) + 1 if codes.size else 0, dtype=object)
+    out[codes] = keys
+    return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -397,7 +485,7 @@ def compute_chunk(plan: ChunkPlan, index: Sequence[int]) -> tuple[dict, dict]:
     shape = frac.shape
     arrays: dict[str, np.ndarray] = {"fraction": frac}
     for g in plan.grades:
-        for suffix, (dtype, fill) in GRADE_VARIABLES.items():
+        for suffix, (dtype, fill) in (GRADE_VARIABLES | PROVENANCE_VARIABLES).items():
             arrays[f"{g}{suffix}"] = np.full(shape, fill, dtype=dtype)
     failures = {}
     for i, dom in enumerate(plan.domains):
@@ -407,29 +495,65 @@ def compute_chunk(plan: ChunkPlan, index: Sequence[int]) -> tuple[dict, dict]:
         iz, iy, ix = np.nonzero(inside)
         flat = np.flatnonzero(inside)
         targets = plan.grid.block_centres(iz + zs.start, iy + ys.start, ix + xs.start)
-        lo = targets.min(axis=0) - der.reach
-        hi = targets.max(axis=0) + der.reach
         for g in plan.grades:
-            s = plan.samples[(dom.name, g)]
-            rows = np.flatnonzero(np.all((s.xyz >= lo) & (s.xyz <= hi), axis=1))
-            res = _estimate_chunk(
-                targets, der.offsets, s.xyz[rows], s.values[rows], s.holes[rows],
-                plan.models[(dom.name, g)], plan.passes, plan.method,
-                plan.sk_mean.get((dom.name, g)), plan.idw_power, s.value_range,
-            )  # fmt: skip
-            for key, suffix in OUTPUT_SUFFIX.items():
-                arrays[f"{g}{suffix}"][i].reshape(-1)[flat] = res[key]
+            res = _krige(plan, der, dom.name, g, targets)
+            for key, values in res.items():
+                if key != "failures":
+                    arrays[f"{g}{key}"][i].reshape(-1)[flat] = values
             failures[(dom.name, g)] = res["failures"]
     for g in plan.grades:
-        # as estimate_stage: pass -1 outside the domain; dist in data units along the major
-        # axis of the pass that estimated the block
-        passes = arrays[f"{g}_pass"]
-        passes[frac <= 0] = -1
-        majors = der.majors
-        arrays[f"{g}_dist"] = arrays[f"{g}_dist"] * majors[np.clip(passes, 0, len(majors) - 1)]
+        # as estimate_stage: pass -1 outside the domain
+        arrays[f"{g}_pass"][frac <= 0] = -1
     if plan.class_grade is not None:
         arrays["class"] = _class_codes(plan, arrays, layout.class_dtype)
     return arrays, _summary(plan, arrays, failures)
+
+
+def _krige(plan: ChunkPlan, der: _Derived, domain: str, grade: str, targets) -> dict:
+    """Every variable of one domain and grade at ``targets``, keyed by suffix.
+
+    The kernel runs on the samples within the search reach of the targets, by batches of
+    ``QUERY_BATCH`` blocks (a block's results do not depend on its batch), with its weights:
+    the provenance variables come from the samples used. ``_dist`` is in data units, along
+    the major axis of the pass that estimated the block (``estimate_stage``'s convention).
+    ``"failures"`` holds the kernel's counts.
+    """
+    from estimator.kriging import _kernels
+    from estimator.kriging.estimate import estimate_blocks
+    from estimator.kriging.search import QUERY_BATCH
+
+    s = plan.samples[(domain, grade)]
+    lo = targets.min(axis=0) - der.reach
+    hi = targets.max(axis=0) + der.reach
+    rows = np.flatnonzero(np.all((s.xyz >= lo) & (s.xyz <= hi), axis=1))
+    xyz, values, holes = s.xyz[rows], s.values[rows], s.holes[rows]
+    codes = s.tranches[rows] if s.tranches is not None else np.zeros(rows.size, np.uint8)
+    newest = len(plan.tranche_names)
+    n = targets.shape[0]
+    out: dict[str, Any] = {}
+    failures = {"singular": 0, "too_few": 0}
+    for start in range(0, n, QUERY_BATCH):
+        part = slice(start, min(n, start + QUERY_BATCH))
+        res = estimate_blocks(
+            targets[part], der.offsets, xyz, values, holes, plan.models[(domain, grade)],
+            plan.passes, method=plan.method, sk_mean=plan.sk_mean.get((domain, grade)),
+            idw_power=plan.idw_power, return_weights=True,
+        )  # fmt: skip
+        res["flag"] = block_flags(res, s.value_range, _kernels.ILL_CONDITIONED_PIVOT)
+        got = {suffix: res[key] for key, suffix in OUTPUT_SUFFIX.items()}
+        got["_dist"] = res["dist"] * der.majors[np.clip(res["pass"], 0, len(der.majors) - 1)]
+        latest, newest_n, newest_weight = block_provenance(res, codes, newest)
+        got |= {"_latest_tranche": latest, "_newest_n": newest_n,
+                "_newest_weight": newest_weight}  # fmt: skip
+        for key, values in got.items():
+            if key not in out:
+                dtype = (GRADE_VARIABLES | PROVENANCE_VARIABLES)[key][0]
+                out[key] = np.empty(n, dtype=dtype)
+            out[key][part] = values
+        for key in failures:
+            failures[key] += int(res["failures"][key])
+    out["failures"] = failures
+    return out
 
 
 def _class_codes(plan: ChunkPlan, arrays: dict, dtype) -> np.ndarray:
@@ -540,6 +664,702 @@ def combine_summaries(
 
 
 # ---------------------------------------------------------------------------------------
+# updates: what a new tranche can change
+# ---------------------------------------------------------------------------------------
+#: Plan fields that change no number of the model (the chunking; units are attributes).
+_NOT_NUMBERS = ("chunks", "length_unit", "grade_unit")
+#: Plan fields an update may differ in: the samples and what is derived from them.
+_SAMPLE_FIELDS = ("samples", "rule_points", "rule_labels", "tranche_names", "hole_names")
+#: Every other field, in a geologist's words: any difference means a full estimate.
+_FIELD_WORDS = {
+    "grid": "the block grid (block_model origin, block_size, shape or rotation)",
+    "subcells": "block_model.subcells",
+    "domains": "the domains (names, order, wireframes or block rules)",
+    "grades": "the grades",
+    "models": "the variogram models",
+    "passes": "the search passes (estimation.passes)",
+    "topography": "the topography",
+    "method": "estimation.method",
+    "discretisation": "estimation.discretisation",
+    "sk_mean": "estimation.sk_mean",
+    "idw_power": "estimation.idw_power",
+    "class_grade": "the classification grade",
+    "class_rules": "the classification rules",
+}
+
+
+def _feed(h, obj) -> None:
+    """Feed ``obj`` into the hash ``h`` unambiguously (type tags, lengths, exact float bits)."""
+    if obj is None:
+        h.update(b"N")
+    elif isinstance(obj, (bool, np.bool_)):
+        h.update(b"B1" if obj else b"B0")
+    elif isinstance(obj, (int, np.integer)):
+        h.update(b"I%d;" % int(obj))
+    elif isinstance(obj, (float, np.floating)):
+        h.update(b"F" + struct.pack("<d", float(obj)))
+    elif isinstance(obj, str):
+        raw = obj.encode("utf-8", "surrogatepass")
+        h.update(b"S%d:" % len(raw) + raw)
+    elif isinstance(obj, np.ndarray):
+        if obj.dtype.kind in "OUS":
+            _feed(h, tuple(str(v) for v in obj.ravel().tolist()))
+            return
+        a = np.ascontiguousarray(obj)
+        h.update(b"A" + a.dtype.str.encode() + repr(a.shape).encode())
+        h.update(a.tobytes())
+    elif is_dataclass(obj):
+        h.update(b"D" + type(obj).__name__.encode() + b"{")
+        for f in fields(obj):
+            if isinstance(obj, Surface) and f.name == "source":
+                continue  # the file's name, not its triangles
+            h.update(f.name.encode() + b"=")
+            _feed(h, getattr(obj, f.name))
+        h.update(b"}")
+    elif isinstance(obj, Mapping):
+        h.update(b"M%d{" % len(obj))
+        for key in sorted(obj, key=repr):
+            _feed(h, key)
+            _feed(h, obj[key])
+        h.update(b"}")
+    elif isinstance(obj, (tuple, list)):
+        h.update(b"T%d(" % len(obj))
+        for v in obj:
+            _feed(h, v)
+        h.update(b")")
+    else:
+        _feed(h, repr(obj))
+
+
+def _digest(obj) -> str:
+    h = hashlib.sha256()
+    _feed(h, obj)
+    return h.hexdigest()
+
+
+def plan_digest(plan: ChunkPlan) -> str:
+    """SHA-256 of every input of the numbers of ``plan`` (all but its chunks and units), and
+    of the estimator version that computes them.
+
+    Written in the store's attributes (``estimate_plan_sha256``, kept by the NetCDF
+    conversion), so an update can check that a previous model was made from the plan it is
+    told about, by this version.
+    """
+    from estimator import __version__
+
+    h = hashlib.sha256(b"estimator-plan-1\0" + __version__.encode() + b"\0")
+    for f in fields(plan):
+        if f.name not in _NOT_NUMBERS:
+            h.update(f.name.encode() + b"\0")
+            _feed(h, getattr(plan, f.name))
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Previous:
+    """The run an update starts from.
+
+    Parameters
+    ----------
+    plan : ChunkPlan
+        Its plan, rebuilt with :meth:`ChunkPlan.from_config` from that run's own config,
+        composites, models, wireframes, topography and domain points.
+    model : path or xarray.Dataset
+        Its block model: a ``blockmodel.zarr`` store, a ``blockmodel.nc`` file, or that file
+        read whole (:func:`estimator.io.artefacts.open_blockmodel`). It must carry the
+        ``estimate_plan_sha256`` of ``plan`` (checked), and a store's chunks must still match
+        their completion records (checked; a NetCDF file is trusted as read, so check it
+        against the run's recorded hash first).
+    """
+
+    plan: ChunkPlan
+    model: Any
+
+
+def can_reuse(previous: Previous, plan: ChunkPlan, *, verify: bool = True) -> tuple[bool, str]:
+    """Whether ``plan`` can be estimated by updating ``previous`` block by block, and why.
+
+    True only when the plans differ in nothing but their samples, tranches and rule points
+    (chunks and units may differ too), the tranches keep their order (a new tranche may be
+    added), and the previous model was made from ``previous.plan`` by this estimator version.
+    With ``verify`` every chunk of a previous store is also read back against its completion
+    record (:func:`estimate_to_store` does not wait for this: each task checks the previous
+    chunks it reads, and estimates its chunk in full when one does not match). The reason
+    says what changed, in the config's words, or what the update will redo.
+    """
+    ok, reason, _ = _prepare_update(previous, plan, verify=verify)
+    return ok, reason
+
+
+@dataclass(frozen=True)
+class _Update:
+    """What an update task needs besides the plan; pickled once per worker."""
+
+    #: ``("store", path, layout, plan_id, {chunk: sha256 recorded}, {chunk with no good
+    #: record that the previous plan touched})`` or ``("arrays", {name: (domain, z, y, x)})``
+    source: tuple
+    #: per (domain, grade): positions (k, 3) of every sample added, removed or changed
+    changed: Mapping[tuple[str, str], np.ndarray]
+    #: (domain, grade) whose composite value range changed (range flags recomputed)
+    ranges: frozenset
+    #: old and new rule points together when they differ (fractions recomputed near them)
+    rule_points: np.ndarray | None
+    #: old tranche code -> new code
+    tranche_map: np.ndarray
+    #: the newest tranche is a new one: unchanged blocks used none of its samples
+    reset_newest: bool
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_cache", None)
+        return state
+
+    def cache(self) -> dict:
+        with _CACHE_LOCK:
+            return self.__dict__.setdefault("_cache", {"lock": threading.Lock()})
+
+    def near(
+        self, key: tuple[str, str], targets: np.ndarray, plan: ChunkPlan, passes: np.ndarray
+    ) -> np.ndarray:
+        """Which targets a changed sample of ``key`` can change.
+
+        A block that pass ``p`` estimated (``passes``, as stored) depends only on the
+        candidates of passes 1 to ``p`` (the earlier ones fell short, pass ``p`` chose its
+        neighbourhood); a block no pass estimated, on those of every pass. A changed sample
+        outside those ellipsoids around the block is none of its candidates, so it cannot
+        change it. Distances are measured in each pass's scaled space from coordinates
+        relative to the grid origin, with a margin (1e-6 of the ellipsoid) far above their
+        rounding.
+        """
+        from scipy.spatial import cKDTree
+
+        from estimator.kriging.search import transform
+
+        origin = np.asarray(plan.grid.origin)
+        cache = self.cache()
+        hit = np.zeros(targets.shape[0], dtype=bool)
+        for k, spass in enumerate(plan.passes):
+            ask = ~hit & ((passes > k) | (passes <= 0))  # pass k + 1 matters to the block
+            if not ask.any():
+                break
+            with cache["lock"]:
+                tree = cache.get((key, k))
+                if tree is None:
+                    scaled = transform(self.changed[key] - origin, spass.matrix)
+                    tree = cache[(key, k)] = cKDTree(scaled)
+            scaled = transform(targets[ask] - origin, spass.matrix)
+            dist, _ = tree.query(scaled, k=1, distance_upper_bound=1.0 + 1e-6)
+            hit[np.flatnonzero(ask)[np.isfinite(dist)]] = True
+        return hit
+
+    def read(self, layout, window) -> dict | None:
+        """The previous model's arrays over ``window`` (every variable of ``layout``), or None
+        when a previous chunk it overlaps does not match its completion record.
+
+        Each previous chunk overlapping the window is read whole and hashed against its
+        record; chunks without record that the previous plan did not touch hold fill values.
+        """
+        names = [v[0] for v in layout.variables()]
+        if self.source[0] == "arrays":
+            return {n: self.source[1][n][(slice(None), *window)].copy() for n in names}
+        from estimator.io.blockstore import BlockStore, chunk_sha256
+
+        _, path, old, plan_id, records, bad = self.source
+        cache = self.cache()
+        with cache["lock"]:
+            store = cache.get("store")
+            if store is None:
+                store = cache["store"] = BlockStore(path, old, plan_id)
+        lo = [w.start for w in window]
+        hi = [w.stop for w in window]
+        cz, cy, cx = old.chunks[2], old.chunks[1], old.chunks[0]
+        out = {
+            n: np.full((len(old.domains), *(b - a for a, b in zip(lo, hi, strict=True))), fill,
+                       dtype=dt)
+            for n, dt, fill in old.variables()
+        }  # fmt: skip
+        for k in range(lo[0] // cz, (hi[0] - 1) // cz + 1):
+            for j in range(lo[1] // cy, (hi[1] - 1) // cy + 1):
+                for i in range(lo[2] // cx, (hi[2] - 1) // cx + 1):
+                    index = (k, j, i)
+                    if index in bad:
+                        return None
+                    if index not in records:
+                        continue  # never written: fill values
+                    try:
+                        data = store.read_chunk(index, names)
+                        ok = chunk_sha256(data, names) == records[index]
+                    except Exception:  # a damaged chunk file fails to decode
+                        ok = False
+                    if not ok:
+                        return None
+                    src = old.window(index)
+                    a = [max(s.start, w.start) for s, w in zip(src, window, strict=True)]
+                    b = [min(s.stop, w.stop) for s, w in zip(src, window, strict=True)]
+                    into = (slice(None), *(slice(x - w.start, y - w.start)
+                                           for x, y, w in zip(a, b, window, strict=True)))
+                    frm = (slice(None), *(slice(x - s.start, y - s.start)
+                                          for x, y, s in zip(a, b, src, strict=True)))
+                    for n in names:
+                        out[n][into] = data[n][frm]
+        return out
+
+
+def _prepare_update(
+    previous: Previous,
+    plan: ChunkPlan,
+    *,
+    verify: bool = True,
+    target: Path | None = None,
+    num_workers: int | None = None,
+) -> tuple[bool, str, _Update | None]:
+    """:func:`can_reuse` and, when it holds, what the update tasks need."""
+    old = previous.plan
+    if not isinstance(old, ChunkPlan):
+        return False, "the previous run's plan was not given", None
+    for name, words in _FIELD_WORDS.items():
+        if _digest(getattr(old, name)) != _digest(getattr(plan, name)):
+            return False, f"{words} changed", None
+    why, tranche_map, reset = _tranche_change(old.tranche_names, plan.tranche_names)
+    if why:
+        return False, why, None
+    try:
+        source = _previous_source(previous, verify, target, num_workers)
+    except DataError as err:
+        return False, f"the previous block model cannot be used: {err}", None
+    changed, ranges, added, removed = {}, set(), 0, 0
+    for key, new in plan.samples.items():
+        positions, n_add, n_rem = _changed_samples(old, plan, key)
+        added, removed = added + n_add, removed + n_rem
+        if positions.size:
+            changed[key] = positions
+        if not np.array_equal(old.samples[key].value_range, new.value_range, equal_nan=True):
+            ranges.add(key)
+    rule_points = None
+    if _digest((old.rule_points, old.rule_labels)) != _digest((plan.rule_points, plan.rule_labels)):
+        parts = [p for p in (old.rule_points, plan.rule_points) if p is not None]
+        rule_points = np.vstack(parts) if parts else np.zeros((0, 3))
+    update = _Update(
+        source=source, changed=changed, ranges=frozenset(ranges), rule_points=rule_points,
+        tranche_map=tranche_map, reset_newest=reset,
+    )  # fmt: skip
+    reason = (
+        f"only the samples changed: {added} added and {removed} removed or changed (counted "
+        "per domain and grade); only the blocks within the search reach of those are "
+        "re-estimated"
+    )
+    if rule_points is not None:
+        reason += ", and those whose domain fractions changed"
+    return True, reason, update
+
+
+def _tranche_change(old: Sequence[str], new: Sequence[str]) -> tuple[str, np.ndarray, bool]:
+    """``(why not, old code -> new code, reset_newest)`` between two tranche lists."""
+    old, new = [str(t) for t in old], [str(t) for t in new]
+    tmap = np.zeros(len(old) + 1, dtype=np.uint8)
+    common = set(old) & set(new)
+    if [t for t in old if t in common] != [t for t in new if t in common]:
+        return "the order of the tranches in data.assays changed", tmap, False
+    for k, t in enumerate(old, start=1):
+        tmap[k] = new.index(t) + 1 if t in common else 0
+    if not old or not new or old[-1] == new[-1]:
+        return "", tmap, False
+    if new[-1] in common:
+        why = (
+            f"the newest tranche is now {new[-1]!r}, an earlier one (the last of data.assays "
+            "was removed): the newest-tranche counts of every block change"
+        )
+        return why, tmap, False
+    return "", tmap, True
+
+
+def _previous_source(previous: Previous, verify: bool, target, num_workers) -> tuple:
+    """Where the update reads the previous values from, once checked (DataError if not)."""
+    import xarray as xr
+
+    from estimator.io import blockstore as bs
+
+    expected = plan_digest(previous.plan)
+    layout = previous.plan.layout()
+    model = previous.model
+    if isinstance(model, (str, Path)) and Path(model).is_file():
+        from estimator.io.artefacts import open_blockmodel
+
+        model = open_blockmodel(model)
+    if isinstance(model, xr.Dataset):
+        if model.attrs.get(bs.PLAN_ATTR) != expected:
+            msg = (
+                f"its {bs.PLAN_ATTR} attribute is not the digest of the previous plan given "
+                "(another run, or inputs that changed since it was made)"
+            )
+            raise DataError(msg)
+        return ("arrays", bs.model_arrays(model, layout))
+    if not isinstance(model, (str, Path)):
+        msg = f"expected a store path, a NetCDF path or a Dataset, got {type(model).__name__}"
+        raise DataError(msg)
+    path = Path(model).absolute()
+    if not path.is_dir():
+        msg = f"{path} does not exist"
+        raise DataError(msg)
+    if target is not None and path.resolve() == Path(target).resolve():
+        msg = f"{path} is the store being written"
+        raise DataError(msg)
+    stored, plan_id = bs.layout_of(path)
+    if bs.store_attributes(path).get(bs.PLAN_ATTR) != expected:
+        msg = (
+            f"{path.name}: its {bs.PLAN_ATTR} attribute is not the digest of the previous plan "
+            "given (another run, or inputs that changed since it was made)"
+        )
+        raise DataError(msg)
+    same = replace(stored, chunks=layout.chunks, length_unit=None, grade_unit=None)
+    if same != replace(layout, length_unit=None, grade_unit=None):
+        msg = f"{path.name}: its layout (grid, domains, grades, classes, tranches) differs"
+        raise DataError(msg)
+    missing = [n for n, *_ in stored.variables() if not (path / n / "zarr.json").is_file()]
+    if missing:
+        msg = f"{path.name}: no variable {missing[0]} (made by an older estimator?)"
+        raise DataError(msg)
+    store = bs.BlockStore(path, stored, plan_id)
+    records = {}
+    for index in store.recorded():
+        record = store.record(index)
+        if (record and record.get("plan_id") == plan_id
+                and record.get("chunk") == list(index)):  # fmt: skip
+            records[index] = record.get("sha256")
+    touched = replace(previous.plan, chunks=stored.chunks).touched_chunks()
+    bad = frozenset(i for i in touched if i not in records)
+    if verify:
+        bad |= frozenset(_unverified(store, list(records), num_workers))
+    if bad:
+        k, j, i = sorted(bad)[0]
+        why = (
+            f"{path.name}: {len(bad)} chunk(s) (the first z{k}_y{j}_x{i}) have no completion "
+            "record or no longer match it (changed, damaged or never finished)"
+        )
+        if verify:
+            raise DataError(why)
+        log.warning("%s: the chunks over them are estimated in full", why)
+    return ("store", str(path), stored, plan_id, records, bad)
+
+
+def _unverified(store, indices, num_workers) -> list[Index]:
+    """The chunks of ``indices`` whose stored data do not hash to their record."""
+    import concurrent.futures as cf
+    import os
+
+    workers = int(num_workers) if num_workers else (os.cpu_count() or 1)
+    with cf.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        ok = list(pool.map(lambda i: store.verified_record(i) is not None, indices))
+    return [i for i, good in zip(indices, ok, strict=True) if not good]
+
+
+def _sample_keys(plan: ChunkPlan, s: SampleSet) -> tuple[np.ndarray, list, list]:
+    """Per sample: x, y, z, value bits, and its hole and tranche names (for comparisons)."""
+    bits = np.column_stack([s.xyz, s.values]).view(np.int64) if len(s.values) else (
+        np.zeros((0, 4), np.int64))  # fmt: skip
+    names = plan.hole_names
+    holes = (names[s.holes] if names is not None else s.holes.astype(str)).tolist()
+    labels = ["", *plan.tranche_names]
+    codes = s.tranches if s.tranches is not None else np.zeros(len(s.values), np.uint8)
+    tranches = [labels[c] for c in codes.tolist()]
+    return bits, holes, tranches
+
+
+def _changed_samples(old: ChunkPlan, new: ChunkPlan, key) -> tuple[np.ndarray, int, int]:
+    """Positions of the samples of ``key`` added, removed or changed, and how many of each.
+
+    A sample is its (x, y, z, value, hole, tranche); the two sets are compared as multisets.
+    Unchanged samples must also keep their relative order (ties in search distance go to the
+    earlier sample): those that do not are counted as changed too (removed and added).
+    """
+    a, b = old.samples[key], new.samples[key]
+    ba, ha, ta = _sample_keys(old, a)
+    bb, hb, tb = _sample_keys(new, b)
+    ma, mb = len(ha), len(hb)
+    if not ma or not mb:
+        pos = np.vstack([a.xyz, b.xyz]).reshape(-1, 3)
+        return pos, mb, ma
+    _, hole = np.unique(np.array(ha + hb, dtype=object), return_inverse=True)
+    _, tranche = np.unique(np.array(ta + tb, dtype=object), return_inverse=True)
+    rows = np.ascontiguousarray(
+        np.column_stack([np.vstack([ba, bb]), hole.ravel(), tranche.ravel()]).astype(np.int64)
+    )
+    _, group = np.unique(rows.view(np.dtype((np.void, rows.shape[1] * 8))).ravel(),
+                         return_inverse=True)  # fmt: skip
+    group = group.ravel().astype(np.int64)
+    # the k-th copy of a sample in the old set matches the k-th copy in the new set
+    rank = np.empty(ma + mb, dtype=np.int64)
+    for part in (slice(0, ma), slice(ma, ma + mb)):
+        g = group[part]
+        order = np.argsort(g, kind="stable")
+        sorted_g = g[order]
+        first = np.searchsorted(sorted_g, sorted_g, side="left")
+        r = np.empty_like(order)
+        r[order] = np.arange(order.size) - first
+        rank[part] = r
+    scale = ma + mb + 1
+    ka, kb = group[:ma] * scale + rank[:ma], group[ma:] * scale + rank[ma:]
+    _, ia, ib = np.intersect1d(ka, kb, assume_unique=True, return_indices=True)
+    order = np.argsort(ia)
+    ia, ib = ia[order], ib[order]
+    keep = _increasing(ib)
+    stay_a = np.zeros(ma, dtype=bool)
+    stay_b = np.zeros(mb, dtype=bool)
+    stay_a[ia[keep]] = True
+    stay_b[ib[keep]] = True
+    pos = np.vstack([a.xyz[~stay_a], b.xyz[~stay_b]])
+    return pos, int((~stay_b).sum()), int((~stay_a).sum())
+
+
+def _increasing(seq: np.ndarray) -> np.ndarray:
+    """A longest strictly increasing subsequence of ``seq`` (a mask), O(n log n)."""
+    import bisect
+
+    seq = np.asarray(seq)
+    keep = np.ones(seq.size, dtype=bool)
+    if seq.size < 2 or np.all(np.diff(seq) > 0):
+        return keep
+    tails, tail_at, back = [], [], np.full(seq.size, -1, dtype=np.int64)
+    for i, v in enumerate(seq.tolist()):
+        k = bisect.bisect_left(tails, v)
+        if k == len(tails):
+            tails.append(v)
+            tail_at.append(i)
+        else:
+            tails[k] = v
+            tail_at[k] = i
+        back[i] = tail_at[k - 1] if k else -1
+    keep[:] = False
+    i = tail_at[-1]
+    while i >= 0:
+        keep[i] = True
+        i = back[i]
+    return keep
+
+
+def _window_box(grid: BlockGrid, window) -> tuple[np.ndarray, np.ndarray]:
+    """World bounding box of the block centres of ``window``."""
+    zs, ys, xs = window
+    corners = [(z, y, x) for z in (zs.start, zs.stop - 1) for y in (ys.start, ys.stop - 1)
+               for x in (xs.start, xs.stop - 1)]  # fmt: skip
+    iz, iy, ix = (np.array(c) for c in zip(*corners, strict=True))
+    centres = grid.block_centres(iz, iy, ix)
+    return centres.min(axis=0), centres.max(axis=0)
+
+
+def _any_within(points: np.ndarray, box, reach: float) -> bool:
+    lo, hi = box
+    return bool(np.any(np.all((points >= lo - reach) & (points <= hi + reach), axis=1)))
+
+
+#: The flag bits kept from the previous model when the value range changed.
+_KEEP_BITS = np.uint8(0xFF ^ RANGE_BITS)
+
+
+def compute_update_chunk(plan: ChunkPlan, update: _Update, index: Sequence[int]) -> tuple:
+    """One chunk of an update (no I/O besides reading the previous model).
+
+    The previous values over the chunk's window are read; where the rule points changed near
+    the chunk, its fractions are recomputed. Per domain and grade, the blocks inside the
+    domain that a changed sample can change (:meth:`_Update.near`: inside the ellipsoid of a
+    pass the block depends on), or that were outside it before, are estimated afresh; blocks now outside take the fill values; every other block
+    keeps its previous values, with its tranche codes renumbered, its newest-tranche counts
+    set to 0 when the newest tranche is a new one, and its range flags recomputed when the
+    domain's composite value range changed. Classes are recomputed from the result.
+
+    Returns ``(arrays, summary)`` as :func:`compute_chunk`; the summary's ``update`` holds
+    per domain and grade ``[blocks estimated, blocks copied]``.
+    """
+    der = _derived(plan)
+    layout = der.layout
+    window = layout.window(index)
+    zs, ys, xs = window
+    arrays = _previous_arrays(plan, update, layout, window)
+    if arrays is None:  # a previous chunk does not match its record: this one in full
+        arrays, summary = compute_chunk(plan, index)
+        summary["update"] = {
+            d: {g: [part["blocks"], 0] for g in plan.grades}
+            for d, part in summary["domains"].items()
+        }
+        summary["previous_damaged"] = True
+        return arrays, summary
+    old_frac = arrays["fraction"]
+    frac = old_frac
+    box = _window_box(plan.grid, window)
+    if update.rule_points is not None and update.rule_points.size:
+        rule = max(d.blocks.max_distance for d in plan.domains if d.blocks is not None)
+        if _any_within(update.rule_points, box, rule + 2 * plan.grid.half_diagonal):
+            frac = domain_fractions(
+                plan.grid, plan.subcells, plan.domains, der.wireframes,
+                topography=plan.topography, window=window, sample_index=der.sample_index,
+                parallel=False,
+            ).fractions  # fmt: skip
+            arrays["fraction"] = frac
+    done: dict[str, dict[str, list[int]]] = {}
+    every = GRADE_VARIABLES | PROVENANCE_VARIABLES
+    for i, dom in enumerate(plan.domains):
+        inside = frac[i] > 0
+        gone = (old_frac[i] > 0) & ~inside
+        if gone.any():
+            for g in plan.grades:
+                for suffix, (_, fill) in every.items():
+                    arrays[f"{g}{suffix}"][i][gone] = -1 if suffix == "_pass" else fill
+        if not inside.any():
+            continue
+        flat = np.flatnonzero(inside)
+        fresh = ~(old_frac[i].reshape(-1)[flat] > 0)
+        targets = None
+        done[dom.name] = {}
+        for g in plan.grades:
+            redo = fresh.copy()
+            moved = update.changed.get((dom.name, g))
+            if moved is not None and _any_within(moved, box, der.reach):
+                if targets is None:
+                    iz, iy, ix = np.unravel_index(flat, inside.shape)
+                    targets = plan.grid.block_centres(iz + zs.start, iy + ys.start, ix + xs.start)
+                passes = arrays[f"{g}_pass"][i].reshape(-1)[flat]
+                redo |= update.near((dom.name, g), targets, plan, passes)
+            if redo.any():
+                if targets is None:
+                    iz, iy, ix = np.unravel_index(flat, inside.shape)
+                    targets = plan.grid.block_centres(iz + zs.start, iy + ys.start, ix + xs.start)
+                res = _krige(plan, der, dom.name, g, targets[redo])
+                sel = flat[redo]
+                for key, values in res.items():
+                    if key != "failures":
+                        arrays[f"{g}{key}"][i].reshape(-1)[sel] = values
+            n_redo = int(redo.sum())
+            done[dom.name][g] = [n_redo, int(redo.size) - n_redo]
+    if plan.class_grade is not None:
+        arrays["class"] = _class_codes(plan, arrays, layout.class_dtype)
+    summary = _summary(plan, arrays, _flag_failures(plan, arrays))
+    summary["update"] = done
+    return arrays, summary
+
+
+def _previous_arrays(plan: ChunkPlan, update: _Update, layout, window) -> dict | None:
+    """The previous values over ``window``, carried over (:func:`_carry_over`); None when a
+    previous chunk there does not match its record."""
+    arrays = update.read(layout, window)
+    return None if arrays is None else _carry_over(plan, update, arrays)
+
+
+def _carry_over(plan: ChunkPlan, update: _Update, arrays: dict) -> dict:
+    """Previous values with tranche codes, newest-tranche counts and range flags as a full
+    run of ``plan`` gives them for blocks it does not re-estimate (in place)."""
+    for g in plan.grades:
+        latest = f"{g}_latest_tranche"
+        arrays[latest] = update.tranche_map[arrays[latest]]
+        if update.reset_newest:
+            estimated = arrays[f"{g}_pass"] > 0
+            arrays[f"{g}_newest_n"][estimated] = 0
+            arrays[f"{g}_newest_weight"][estimated] = 0.0
+    names = [d.name for d in plan.domains]
+    for d, g in update.ranges:
+        i = names.index(d)
+        flag = arrays[f"{g}_flag"]
+        flag[i] = (flag[i] & _KEEP_BITS) | range_flags(arrays[g][i], plan.samples[(d, g)].value_range)
+    return arrays
+
+
+def _untouched(plan: ChunkPlan, update: _Update, index: Index) -> bool:
+    """Whether no block of chunk ``index`` can change (a conservative box test): no changed
+    sample within the search reach of the chunk, no changed rule point near it."""
+    der = _derived(plan)
+    box = _window_box(plan.grid, der.layout.window(index))
+    if any(_any_within(p, box, der.reach) for p in update.changed.values()):
+        return False
+    if update.rule_points is not None and update.rule_points.size:
+        rule = max(d.blocks.max_distance for d in plan.domains if d.blocks is not None)
+        if _any_within(update.rule_points, box, rule + 2 * plan.grid.half_diagonal):
+            return False
+    return True
+
+
+def _copy_whole(plan: ChunkPlan, update: _Update, store, index: Index) -> tuple | None:
+    """Chunk ``index`` copied from the previous store file by file, then checked and carried
+    over: ``(sha256, summary)``, or None when this cannot be done (other chunking, a block
+    that can change, a previous chunk that does not match its record): then the chunk goes
+    the usual way, which rewrites every variable."""
+    from estimator.io.blockstore import BlockStore, chunk_sha256
+
+    if update.source[0] != "store":
+        return None
+    _, path, old, plan_id, records, bad = update.source
+    if old.chunks != plan.chunks or index in bad or index not in records:
+        return None
+    if not _untouched(plan, update, index):
+        return None
+    cache = update.cache()
+    with cache["lock"]:
+        source = cache.get("store")
+        if source is None:
+            source = cache["store"] = BlockStore(path, old, plan_id)
+    if not store.copy_chunk(source, index):
+        return None
+    names = [v[0] for v in store.layout.variables()]
+    try:
+        arrays = store.read_chunk(index, names)
+        same = chunk_sha256(arrays, names) == records[index]
+    except Exception:  # a damaged chunk file fails to decode
+        same = False
+    if not same:
+        return None
+    before = {n: arrays[n].copy() for n in names if not n.startswith("fraction")}
+    _carry_over(plan, update, arrays)
+    if plan.class_grade is not None:
+        arrays["class"] = _class_codes(plan, arrays, store.layout.class_dtype)
+    changed = [n for n in before if not np.array_equal(before[n], arrays[n], equal_nan=True)]
+    sha = store.write_chunk(index, arrays, names=changed)
+    summary = _summary(plan, arrays, _flag_failures(plan, arrays))
+    summary["update"] = {
+        d: {g: [0, part["blocks"]] for g in plan.grades} for d, part in summary["domains"].items()
+    }
+    return sha, summary
+
+
+def _flag_failures(plan: ChunkPlan, arrays: dict) -> dict:
+    """The kernel's failure counts of a chunk, read back from its flags (bits 16 and 32)."""
+    frac = arrays["fraction"]
+    out = {}
+    for i, dom in enumerate(plan.domains):
+        inside = frac[i] > 0
+        for g in plan.grades:
+            flag = arrays[f"{g}_flag"][i][inside]
+            out[(dom.name, g)] = {
+                "singular": int(np.count_nonzero(flag & FLAG_BITS["singular"])),
+                "too_few": int(np.count_nonzero(flag & FLAG_BITS["too_few"])),
+            }
+    return out
+
+
+def _update_counts(plan: ChunkPlan, summaries: Sequence[Mapping]) -> dict:
+    """Blocks estimated and copied per domain and grade, chunks copied whole or updated."""
+    blocks = {d.name: {g: {"estimated": 0, "copied": 0} for g in plan.grades}
+              for d in plan.domains}  # fmt: skip
+    whole = updated = damaged = 0
+    for s in summaries:
+        damaged += bool(s.get("previous_damaged"))
+        done = s.get("update")
+        if done is None:  # computed in full (kept from an interrupted run, or no update)
+            for d, part in s["domains"].items():
+                for g in plan.grades:
+                    blocks[d][g]["estimated"] += part["blocks"]
+            updated += 1
+            continue
+        redone = 0
+        for d, per in done.items():
+            for g, (n_est, n_copy) in per.items():
+                blocks[d][g]["estimated"] += n_est
+                blocks[d][g]["copied"] += n_copy
+                redone += n_est
+        whole += redone == 0
+        updated += redone > 0
+    chunks = {"copied_whole": whole, "estimated": updated, "previous_damaged": damaged}
+    return {"blocks": blocks, "chunks": chunks}
+
+
+# ---------------------------------------------------------------------------------------
 # tasks: compute, write, record
 # ---------------------------------------------------------------------------------------
 _STORES: dict[tuple[str, str], Any] = {}
@@ -560,38 +1380,49 @@ def _attached(plan: ChunkPlan, path: str, plan_id: str):
     return store
 
 
-def run_chunk(plan: ChunkPlan, path: str, plan_id: str, index: Sequence[int]) -> tuple:
-    """The task: estimate chunk ``index``, write it into the store at ``path``, record it.
+def run_chunk(
+    plan: ChunkPlan, path: str, plan_id: str, index: Sequence[int], update: _Update | None = None
+) -> tuple:
+    """The task: estimate chunk ``index`` (in full, or as an update of a previous model),
+    write it into the store at ``path``, record it.
 
     Returns ``(index, summary)``; nothing else leaves the worker.
     """
     index = tuple(int(v) for v in index)
-    arrays, summary = compute_chunk(plan, index)
     store = _attached(plan, path, plan_id)
-    sha = store.write_chunk(index, arrays)
+    copied = None if update is None else _copy_whole(plan, update, store, index)
+    if copied is not None:
+        sha, summary = copied
+    else:
+        if update is None:
+            arrays, summary = compute_chunk(plan, index)
+        else:
+            arrays, summary = compute_update_chunk(plan, update, index)
+        sha = store.write_chunk(index, arrays)
     store.record_chunk(index, sha, summary)
     return index, summary
 
 
-_WORKER: dict[str, ChunkPlan] = {}
+_WORKER: dict[str, Any] = {}
 
 
-def _init_process(plan: ChunkPlan) -> None:
+def _init_process(plan: ChunkPlan, update: _Update | None = None) -> None:
     _WORKER["plan"] = plan
+    _WORKER["update"] = update
 
 
 def _process_task(path: str, plan_id: str, index: Index) -> tuple:
-    return run_chunk(_WORKER["plan"], path, plan_id, index)
+    return run_chunk(_WORKER["plan"], path, plan_id, index, _WORKER.get("update"))
 
 
 # ---------------------------------------------------------------------------------------
 # schedulers
 # ---------------------------------------------------------------------------------------
-def _run_local(plan, path, plan_id, todo, scheduler, num_workers) -> Iterator[tuple]:
+def _run_local(plan, path, plan_id, todo, scheduler, num_workers, update) -> Iterator[tuple]:
     """Results of the tasks on a local pool, as they complete."""
     if scheduler == "synchronous":
         for index in todo:
-            yield run_chunk(plan, path, plan_id, index)
+            yield run_chunk(plan, path, plan_id, index, update)
         return
     import concurrent.futures as cf
     import multiprocessing
@@ -600,13 +1431,13 @@ def _run_local(plan, path, plan_id, todo, scheduler, num_workers) -> Iterator[tu
     workers = int(num_workers) if num_workers else (os.cpu_count() or 1)
     if scheduler == "threads":
         pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="estimate")
-        futures = [pool.submit(run_chunk, plan, path, plan_id, i) for i in todo]
+        futures = [pool.submit(run_chunk, plan, path, plan_id, i, update) for i in todo]
     else:
         pool = cf.ProcessPoolExecutor(
             max_workers=min(workers, max(1, len(todo))),
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_process,
-            initargs=(plan,),
+            initargs=(plan, update),
         )
         futures = [pool.submit(_process_task, path, plan_id, i) for i in todo]
     finished = False
@@ -638,15 +1469,16 @@ def _client(scheduler, num_workers, security, timeout):
     raise ValueError(msg)
 
 
-def _run_distributed(plan, path, plan_id, todo, client) -> Iterator[tuple]:
+def _run_distributed(plan, path, plan_id, todo, client, update) -> Iterator[tuple]:
     """Results of the tasks on a dask.distributed cluster, as they complete."""
     from distributed import as_completed
 
     shared = client.scatter(plan, broadcast=True, hash=False)
+    extra = [] if update is None else [client.scatter(update, broadcast=True, hash=False)]
     token = uuid.uuid4().hex[:8]
     futures = [
         client.submit(
-            run_chunk, shared, path, plan_id, index, pure=False,
+            run_chunk, shared, path, plan_id, index, *extra, pure=False,
             key=f"estimate-chunk-{token}-{index[0]}-{index[1]}-{index[2]}",
         )
         for index in todo
@@ -661,7 +1493,7 @@ def _run_distributed(plan, path, plan_id, todo, client) -> Iterator[tuple]:
     finally:
         if not finished:
             client.cancel(futures)
-        client.cancel([shared])
+        client.cancel([shared, *extra])
 
 
 # ---------------------------------------------------------------------------------------
@@ -679,6 +1511,7 @@ def estimate_to_store(
     progress: bool | None = False,
     attrs: Mapping | None = None,
     on_chunk: Callable[[Index, dict], None] | None = None,
+    previous: Previous | None = None,
 ):
     """Estimate the block model of ``plan`` into the chunked store at ``path``.
 
@@ -706,22 +1539,39 @@ def estimate_to_store(
         Global attributes of the store.
     on_chunk : callable, optional
         Called in this process as ``on_chunk(index, summary)`` after each chunk computed here.
+    previous : Previous, optional
+        The run to update. When :func:`can_reuse` holds, each chunk re-estimates only the
+        blocks a changed sample (or a changed fraction) can reach and copies the others from
+        the previous model (read by window: its chunking may differ); the store equals a full
+        estimate of ``plan``, bit for bit. Otherwise the reason is logged and every block is
+        estimated. ``path`` must not be the previous store.
 
     Returns
     -------
     store : BlockStore
     counts : dict
         ``estimate_stage``'s counts (:func:`combine_summaries`) plus ``chunks``: ``planned``,
-        ``computed`` and ``reused``. Failures are warned about once
+        ``computed`` and ``reused``; with ``previous`` also ``update``: ``reused`` (bool),
+        ``reason``, ``blocks`` (``{domain: {grade: {"estimated": n, "copied": n}}}``) and
+        ``chunks`` (``copied_whole``, ``estimated``, ``previous_damaged``: chunks estimated in
+        full because a previous chunk under them did not match its completion record). Failures are warned about once
         (:class:`~estimator.errors.EstimationWarning`), as ``estimate_stage`` does.
     """
     from estimator.blockmodel.fractions import topography_totals
     from estimator.interrupt import check
-    from estimator.io.blockstore import open_store
+    from estimator.io.blockstore import PLAN_ATTR, open_store
 
     if progress is None:
         progress = sys.stderr.isatty()
     path = Path(path).absolute()
+    update = update_info = None
+    if previous is not None:
+        ok, reason, update = _prepare_update(
+            previous, plan, verify=False, target=path, num_workers=num_workers
+        )  # fmt: skip
+        log.info("update: %s%s", "" if ok else "every block is estimated: ", reason)
+        update_info = {"reused": ok, "reason": reason}
+    attrs = {**(attrs or {}), PLAN_ATTR: plan_digest(plan)}
     store, reused = open_store(path, _derived(plan).layout, plan_id, attrs)
     indices = plan.touched_chunks()
     summaries: dict[Index, dict] = {}
@@ -733,13 +1583,17 @@ def estimate_to_store(
         else:
             store.clear_record(index)
             todo.append(index)
+    if update is not None:
+        # the chunks an update estimates first, those it copies after: a better balance
+        # between workers (the results do not depend on the order)
+        todo.sort(key=lambda index: _untouched(plan, update, index))
     log.info(
         "estimating %d of %d chunks (%d kept from an earlier run) on %s",
         len(todo), len(indices), len(indices) - len(todo), scheduler,
     )  # fmt: skip
     if todo:
         _run(plan, str(path), plan_id, todo, scheduler, num_workers, security, connect_timeout,
-             bool(progress), on_chunk, summaries, check)  # fmt: skip
+             bool(progress), on_chunk, summaries, check, update)  # fmt: skip
     topo = (0.0, 0.0)
     if plan.topography is not None:
         topo = topography_totals(plan.topography, plan.grid, plan.subcells, plan.chunks[:2])
@@ -747,12 +1601,19 @@ def estimate_to_store(
     counts["chunks"] = {
         "planned": len(indices), "computed": len(todo), "reused": len(indices) - len(todo),
     }  # fmt: skip
+    if update_info is not None:
+        counts["update"] = update_info | _update_counts(plan, [summaries[i] for i in indices])
+        if counts["update"]["chunks"]["previous_damaged"]:
+            counts["update"]["reason"] += (
+                f"; {counts['update']['chunks']['previous_damaged']} chunk(s) estimated in "
+                "full: the previous chunks under them did not match their completion records"
+            )
     warn_failures(counts["failures"])
     return store, counts
 
 
 def _run(plan, path, plan_id, todo, scheduler, num_workers, security, timeout, progress,
-         on_chunk, summaries, check):  # fmt: skip
+         on_chunk, summaries, check, update=None):  # fmt: skip
     """Run the tasks on the scheduler, collecting summaries; Ctrl-C checked after each."""
     bar = None
     if progress:
@@ -762,10 +1623,10 @@ def _run(plan, path, plan_id, todo, scheduler, num_workers, security, timeout, p
     client = owned = None
     try:
         if isinstance(scheduler, str) and scheduler in LOCAL_SCHEDULERS:
-            results = _run_local(plan, path, plan_id, todo, scheduler, num_workers)
+            results = _run_local(plan, path, plan_id, todo, scheduler, num_workers, update)
         else:
             client, owned = _client(scheduler, num_workers, security, timeout)
-            results = _run_distributed(plan, path, plan_id, todo, client)
+            results = _run_distributed(plan, path, plan_id, todo, client, update)
         try:
             for index, summary in results:
                 summaries[tuple(index)] = summary

@@ -105,10 +105,17 @@ def _clean_samples(xyz, values, hole_ids) -> tuple[np.ndarray, np.ndarray, np.nd
         # np.unique sorts, so the codes are a deterministic function of the names.
         _, hole_ids = np.unique(hole_ids.astype(str), return_inverse=True)
     hole_ids = np.ascontiguousarray(hole_ids, dtype=np.int64)
-    keep = np.isfinite(values) & np.all(np.isfinite(xyz), axis=1)
+    keep = kept_samples(xyz, values)
     if not keep.all():
         xyz, values, hole_ids = xyz[keep], values[keep], hole_ids[keep]
     return xyz, values, hole_ids
+
+
+def kept_samples(xyz: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Rows :func:`_clean_samples` keeps: a finite value and a finite position."""
+    xyz = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
+    values = np.asarray(values, dtype=np.float64).ravel()
+    return np.isfinite(values) & np.all(np.isfinite(xyz), axis=1)
 
 
 def search_reach(passes: Sequence[Any], grid: BlockGrid) -> float:
@@ -238,14 +245,8 @@ def _estimate_chunk(
 def block_flags(res: Mapping[str, np.ndarray], value_range, ill_pivot: float) -> np.ndarray:
     """The ``FLAG_BITS`` of each block of one kernel result (uint8)."""
     est = res["estimate"]
-    lo, hi = (float(v) for v in value_range)
-    flag = np.zeros(est.shape, dtype=np.uint8)
+    flag = range_flags(est, value_range)
     with np.errstate(invalid="ignore"):
-        flag[est < 0] |= FLAG_BITS["negative"]
-        if np.isfinite(hi):
-            flag[est > hi] |= FLAG_BITS["above_range"]
-        if np.isfinite(lo):
-            flag[(est < lo) & (est >= 0)] |= FLAG_BITS["below_range"]
         pivot = res.get("min_pivot")
         if pivot is not None:
             flag[np.isfinite(est) & (pivot < ill_pivot)] |= FLAG_BITS["ill_conditioned"]
@@ -254,6 +255,70 @@ def block_flags(res: Mapping[str, np.ndarray], value_range, ill_pivot: float) ->
         flag[status == 1] |= FLAG_BITS["singular"]
         flag[status == 2] |= FLAG_BITS["too_few"]
     return flag
+
+
+#: The flag bits that depend on the domain's composite values (:func:`range_flags`).
+RANGE_BITS = FLAG_BITS["negative"] | FLAG_BITS["above_range"] | FLAG_BITS["below_range"]
+
+
+def range_flags(estimate: np.ndarray, value_range) -> np.ndarray:
+    """The bits ``negative``, ``above_range`` and ``below_range`` of each estimate (uint8).
+
+    ``value_range`` is the (lowest, highest) composite value of the domain (NaN: no test).
+    """
+    est = np.asarray(estimate)
+    lo, hi = (float(v) for v in value_range)
+    flag = np.zeros(est.shape, dtype=np.uint8)
+    with np.errstate(invalid="ignore"):
+        flag[est < 0] |= FLAG_BITS["negative"]
+        if np.isfinite(hi):
+            flag[est > hi] |= FLAG_BITS["above_range"]
+        if np.isfinite(lo):
+            flag[(est < lo) & (est >= 0)] |= FLAG_BITS["below_range"]
+    return flag
+
+
+def block_provenance(
+    res: Mapping[str, np.ndarray], tranches: np.ndarray, newest: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which tranches informed each block, from a kernel result with weights.
+
+    Parameters
+    ----------
+    res : mapping
+        :func:`~estimator.kriging.estimate.estimate_blocks` output with ``return_weights``
+        (``weights``, ``indices``, ``pass``).
+    tranches : numpy.ndarray, shape (m,), uint8
+        Tranche code of each sample given to the kernel (0 none, k the k-th tranche).
+    newest : int
+        Code of the newest tranche.
+
+    Returns
+    -------
+    latest : numpy.ndarray of uint8
+        Highest tranche code among the samples used (those with a weight; 0 = none).
+    newest_n : numpy.ndarray of int64
+        Samples used from the newest tranche.
+    newest_weight : numpy.ndarray of float64
+        Sum of their weights, added in selection order (closest first); NaN where the block
+        was not estimated (``pass`` 0).
+    """
+    idx = np.asarray(res["indices"])
+    w = np.asarray(res["weights"])
+    estimated = np.asarray(res["pass"]) > 0
+    # the kernel gives a weight to the samples used by an estimated block only (NaN elsewhere)
+    used = np.isfinite(w) & (idx >= 0) & estimated[:, None]
+    tranches = np.asarray(tranches, dtype=np.uint8)
+    codes = tranches.take(idx, mode="clip") if tranches.size else np.zeros(idx.shape, np.uint8)
+    codes[~used] = 0
+    latest = codes.max(axis=1, initial=0).astype(np.uint8)
+    is_new = codes == newest if newest > 0 else np.zeros(idx.shape, dtype=bool)
+    columns = np.ascontiguousarray(np.where(is_new, w, 0.0).T)
+    total = np.zeros(idx.shape[0])
+    for column in columns:  # one column at a time: the same sum in any batch
+        total += column
+    total[~estimated] = np.nan
+    return latest, is_new.sum(axis=1), total
 
 
 def _compute(delayed_tasks: list, scheduler: Any, progress: bool, num_workers: int | None) -> list:
