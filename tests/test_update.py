@@ -54,6 +54,21 @@ def test_update_after_a_new_tranche_equals_a_full_run(tranches, tmp_path):
     meta = json.loads((tmp_path / "run" / "run.json").read_text())
     assert meta["update"]["previous_usable"] is True
     assert meta["update"]["newest_tranche"] == "t2"
+    assert [t["name"] for t in meta["tranches"]] == ["t1", "t2"]
+    assert all(f in meta["inputs"] for f in (t["file"] for t in meta["tranches"]))
+    assert meta["update"]["previous_run_json_sha256"]
+    # provenance per block: the newest tranche's samples and their share of the weight
+    with xr.open_dataset(tmp_path / "run" / "blockmodel.nc") as ds:
+        latest = ds["au_latest_tranche"].values
+        n_new = ds["au_newest_n"].values
+        w_new = ds["au_newest_weight"].values
+        n_all = ds["au_n"].values
+        assert ds["au_latest_tranche"].attrs["tranche_names"] == ["t1", "t2"]
+    estimated = n_all > 0
+    assert np.all((n_new <= n_all)[estimated])
+    assert np.all((latest == 2) == (n_new > 0))  # a block uses t2 samples iff its latest is t2
+    assert np.all(w_new[(n_new == 0) & estimated] == 0)
+    assert np.any(n_new > 0) and np.any(estimated & (n_new == 0))
     # the previous run is kept whole, and the release lists the new tranche's holes
     assert (tmp_path / "run" / "previous" / "run.json").is_file()
     assert (tmp_path / "run" / "release" / "intercepts.csv").is_file()

@@ -185,10 +185,17 @@ def cmd_update(args) -> int:
     print("\nStages:")
     for name, rec in state.stages.items():
         print(f"  {name:12s} {rec['status']:9s} {rec['why']}")
-    blocks = state.counts.get("incremental")
-    if blocks:
-        print(f"  estimate: {blocks.get('reestimated', 0):,} blocks re-estimated, "
-              f"{blocks.get('copied', 0):,} kept")  # fmt: skip
+    upd = state.counts.get("update")
+    if upd and state.stages.get("estimate", {}).get("status") == "computed":
+        if upd.get("reused"):
+            per = [v for d in upd["blocks"].values() for v in d.values()]
+            est = sum(v["estimated"] for v in per)
+            kept = sum(v["copied"] for v in per)
+            share = 100.0 * est / (est + kept) if est + kept else 0.0
+            print(f"  estimate: {est:,} block estimates redone ({share:.1f}%), {kept:,} kept "
+                  "from the previous run (within search reach of a changed composite or not)")
+        else:
+            print(f"  estimate: every block estimated ({upd.get('reason')})")
     if not info.get("previous_usable"):
         print(f"\nNo usable previous run ({info.get('why_not')}): every stage ran.")
     diff = state.results.get("diff")

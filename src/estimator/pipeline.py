@@ -96,7 +96,8 @@ STAGE_TABLE = (
         config=(
             "block_model", "estimation", "classification", "grades", "domains[*].name",
             "domains[*].wireframe", "domains[*].blocks", "data.topography", "data.length_unit",
-            "data.grade_unit", "output.format", "output.netcdf_max_blocks",
+            "data.grade_unit", "data.assays[*].tranche", "data.assays[*].path", "data.samples",
+            "output.format", "output.netcdf_max_blocks",
         ),
         reads=("name", "compute"),
         inputs=("composites", "models", "intervals", "samples"),
@@ -509,10 +510,20 @@ def _run_stages(
                 if a in artefact_files
             }
             work = state.folder / f"{output.PARTIAL_PREFIX}{stage.name}-{h_in[:16]}"
+            stage_resources = _resources(
+                cfg, report if stage.name == "data" else DataReport(), resources
+            )
+            if stage.name == "estimate" and incremental and previous is not None:
+                stage_resources = {
+                    **stage_resources,
+                    "previous_estimate": lambda: _previous_estimate(
+                        previous, source, resources
+                    ),
+                }
             ctx = StageContext(
                 config=ConfigView(cfg, stage.sections, stage.name),
                 inputs=Inputs(loaders),
-                resources=_resources(cfg, report if stage.name == "data" else DataReport(), resources),
+                resources=stage_resources,
                 report=report,
                 progress=state.progress,
                 client=state.client,
@@ -575,6 +586,44 @@ def _run_stages(
         folder, files = artefact_files["grade_tonnage"]
         state.results["grade_tonnage"] = art.load_grade_tonnage(folder / "grade_tonnage.csv")
     return done
+
+
+def _previous_estimate(previous: dict, source: Path, resources: dict) -> tuple[Any, str | None]:
+    """The previous run's block model and the plan that made it, for an update of the
+    estimate stage: ``(Previous, None)``, or ``(None, why not)``.
+
+    The plan is rebuilt from the previous run's own config and artefacts (composites,
+    variogram models, logged intervals) with this run's wireframes and topography; the block
+    model records the digest of the plan it was made from, and an update goes ahead only
+    when the two agree and the new plan differs in nothing but its samples
+    (:func:`estimator.kriging.chunked.can_reuse`), so a previous run made from other inputs
+    can only cost time, never give other numbers.
+    """
+    from pydantic import ValidationError
+
+    from estimator.kriging.chunked import ChunkPlan, Previous
+    from estimator.stages import domain_points
+
+    stages = previous.get("stages", {})
+    if "estimate" not in stages:
+        return None, "the previous run has no block model"
+    files: dict[str, list[str]] = {}
+    for rec in stages.values():
+        files.update(rec.get("artefact_files", {}))
+    try:
+        old_cfg = RunConfig.model_validate(previous["config"])
+        composites = load("composites", files["composites"], source)
+        models = load("models", files["models"], source)
+        name = "intervals" if "intervals" in files else "samples"
+        points = load(name, files[name], source) if name in files else None
+        plan = ChunkPlan.from_config(
+            old_cfg, composites, models, resources["wireframes"],
+            topography=resources["topography"], domain_points=domain_points(points),
+        )  # fmt: skip
+    except (ValidationError, DataError, KeyError, ValueError, OSError) as err:
+        return None, f"the previous run's estimation plan cannot be rebuilt ({err})"
+    model = source / files["blockmodel"][0]
+    return Previous(plan, model), None
 
 
 def digest(path: Path) -> str:
@@ -662,6 +711,10 @@ def write_run_json(state, until: str, *, command="run", status="finished", error
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "config": cfg.model_dump(mode="json"),
         "inputs": {str(p): output.file_sha256(p) for p in input_files(cfg) if Path(p).is_file()},
+        "tranches": [
+            {"name": str(a.tranche or Path(a.path).stem), "file": str(a.path)}
+            for a in cfg.data.assays
+        ],
         "versions": _versions(),
         "timings_s": {k: round(v, 3) for k, v in getattr(state, "timings", {}).items()},
         "stages": getattr(state, "stages", {}),

@@ -342,19 +342,17 @@ def stage_estimate(ctx: StageContext) -> dict:
     points = ctx.get("intervals")
     if points is None:
         points = ctx.get("samples")
-    domain_points = (
-        (points[["x", "y", "z"]].to_numpy(float), points["domain"].to_numpy(dtype=object))
-        if points is not None
-        else None
-    )
     plan = ChunkPlan.from_config(
         cfg,
         ctx.inputs["composites"],
         ctx.inputs["models"],
         ctx.resources["wireframes"],
         topography=ctx.resources["topography"],
-        domain_points=domain_points,
+        domain_points=domain_points(points),
     )
+    previous, why_not = None, None
+    if ctx.resources.get("previous_estimate") is not None:
+        previous, why_not = ctx.resources["previous_estimate"]()
     attrs = {
         "title": f"estimator block model of run {cfg.name}",
         "run_name": cfg.name,
@@ -378,9 +376,13 @@ def stage_estimate(ctx: StageContext) -> dict:
             connect_timeout=cfg.compute.connect_timeout,
             progress=ctx.progress,
             attrs=attrs,
+            previous=previous,
         )
     for w in caught:
         log.warning(str(w.message))
+    if why_not is not None:
+        counts["update"] = {"reused": False, "reason": why_not}
+    _log_update(counts.get("update"))
     chunks = counts.pop("chunks", {})
     if chunks.get("reused"):
         log.info("  %d of %d chunks kept from an interrupted run", chunks["reused"],
@@ -426,6 +428,30 @@ def stage_estimate(ctx: StageContext) -> dict:
                 ctx.report.add("blockmodel", None, None, code, text, action)
                 ctx.note(text)
     return {"blockmodel": store_path}
+
+
+def domain_points(points: pd.DataFrame | None):
+    """``(xyz, domain)`` of the logged intervals or samples, for block rules (or None)."""
+    if points is None:
+        return None
+    return points[["x", "y", "z"]].to_numpy(float), points["domain"].to_numpy(dtype=object)
+
+
+def _log_update(info: dict | None) -> None:
+    """Say what an update of the block model kept and why."""
+    if not info:
+        return
+    if not info.get("reused"):
+        log.info("  every block estimated: %s", info.get("reason"))
+        return
+    est = sum(v["estimated"] for per in info["blocks"].values() for v in per.values())
+    kept = sum(v["copied"] for per in info["blocks"].values() for v in per.values())
+    total = est + kept
+    log.info(
+        "  update: %s of %s block estimates redone (%.1f%%), %s kept from the previous run; %s",
+        f"{est:,}", f"{total:,}", 100.0 * est / total if total else 0.0, f"{kept:,}",
+        info.get("reason"),
+    )  # fmt: skip
 
 
 def stage_report(ctx: StageContext) -> dict:
