@@ -26,7 +26,7 @@ from estimator.blockmodel.fractions import Surface
 from estimator.blockmodel.grid import PROVENANCE_VARIABLES
 from estimator.config import parse_config
 from estimator.errors import DataError, EstimationWarning
-from estimator.io.blockstore import PLAN_ATTR, decode_classes, open_block_model
+from estimator.io.blockstore import PLAN_ATTR, decode_classes, open_block_model, verify_store
 from estimator.kriging.chunked import ChunkPlan, compute_chunk, estimate_to_store
 from estimator.variography.models import Structure, VariogramModel
 from helpers import box_mesh
@@ -598,3 +598,22 @@ def test_tls_scheduler_address(references, tmp_path):
             run_store(make_plan(case), tmp_path / "no.zarr", scheduler=address,
                       connect_timeout=2)  # no certificates: refused  # fmt: skip
     assert_same_model(read_model(store.path), ref)
+
+
+def test_smoothing_and_search_units_equal_in_memory_estimate(tmp_path):
+    from estimator.kriging.chunked import smooth_store
+
+    case = case_rules()
+    cls = {"classes": [{"name": "ind", "max_pass": 1, "min_samples": 8, "max_search_dist": 0.6},
+                       {"name": "inf", "max_pass": 2}], "smoothing": {"min_blocks": 4}}  # fmt: skip
+    cfg = case.cfg.model_copy(update={"classification": type(case.cfg.classification)(**cls)})
+    case = SimpleNamespace(**{**vars(case), "cfg": cfg})
+    ref, _ = reference(case)
+    plan = make_plan(case)
+    store, _ = run_store(plan, tmp_path / "bm.zarr")
+    counts = smooth_store(store, plan, 4)
+    assert counts["blocks"] > 0
+    ds = read_model(store.path)
+    np.testing.assert_array_equal(ds["class"].values, ref["class"].values)
+    assert smooth_store(store, plan, 4) == counts  # from the rules again: the same result
+    assert not verify_store(store.path)

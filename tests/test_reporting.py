@@ -283,3 +283,43 @@ def test_streaming_reads_class_codes_of_the_store(tmp_path):
     streamed, _ = report_stage(cfg, lazy)
     loaded, _ = report_stage(cfg, decode_classes(lazy.compute()))
     _assert_tables_close(streamed, loaded)
+
+
+def test_density_estimated_like_a_grade_with_its_default():
+    import xarray as xr
+
+    from estimator.config import ConfigError, parse_config
+    from estimator.reporting import density_of, grade_tonnage, grade_tonnage_chunked
+
+    rng = np.random.default_rng(8)
+    shape = (2, 3, 4, 5)
+    dims = ("domain", "z", "y", "x")
+    frac = rng.uniform(0, 1, shape) * (rng.uniform(size=shape) > 0.2)
+    pd_ = rng.lognormal(0, 1, shape)
+    sg = rng.uniform(2.6, 3.2, shape)
+    sg[rng.uniform(size=shape) < 0.3] = np.nan  # not estimated: the default
+    ds = xr.Dataset({"fraction": (dims, frac), "pd": (dims, pd_), "sg": (dims, sg)},
+                    coords={"domain": ["a", "b"]})  # fmt: skip
+    raw = {
+        "name": "t", "data": {"samples": "s.csv"}, "grades": ["pd", "sg"],
+        "domains": [{"name": "a", "wireframe": "a.obj", "density": {"grade": "SG",
+                                                                    "default": 2.5}},
+                    {"name": "b", "wireframe": "b.obj", "density": 2.9}],
+        "block_model": {"origin": [0, 0, 0], "block_size": [2, 2, 2], "shape": [5, 4, 3]},
+    }  # fmt: skip
+    cfg = parse_config(raw, check_files=False)
+    density = density_of(cfg, ["a", "b"])
+    assert density == {"a": ("sg", 2.5), "b": 2.9}
+    table = grade_tonnage(ds, "pd", [0.0, 1.0], density, 8.0)
+    chunked = grade_tonnage_chunked(ds.chunk({"z": 1}), "pd", [0.0, 1.0], density, 8.0)
+    dens = np.stack([np.where(np.isfinite(sg[0]), sg[0], 2.5), np.full(shape[1:], 2.9)])
+    for cut in (0.0, 1.0):
+        for i, dom in enumerate(["a", "b"]):
+            keep = (frac[i] > 0) & (pd_[i] >= cut)
+            tonnes = (frac[i] * 8.0 * dens[i])[keep].sum()
+            for t in (table, chunked):
+                row = t[(t["domain"] == dom) & (t["cutoff"] == cut)].iloc[0]
+                assert row["tonnes"] == pytest.approx(tonnes, rel=1e-12)
+    raw["domains"][0]["density"] = {"grade": "cu", "default": 2.5}
+    with pytest.raises(ConfigError, match=r"domains\[0\]\.density\.grade: 'cu' is not one of"):
+        parse_config(raw, check_files=False)

@@ -25,7 +25,7 @@ from helpers import box_mesh
 
 ALL = set(STAGES)
 AFTER_DATA = ALL - {"data"}
-ESTIMATE_REPORT = {"estimate", "report"}
+ESTIMATE_REPORT = {"estimate", "validation", "report"}
 
 
 def _data(folder: Path) -> None:

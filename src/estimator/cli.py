@@ -7,6 +7,7 @@ Exit status: 0 done; 2 bad config or data (the message names the problem); 1 a b
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -87,6 +88,9 @@ def _run_one(path: str, args, client=None) -> None:
     from estimator.reporting import format_resource
 
     cfg = with_scheduler(load_config(path), args.scheduler)
+    if cfg.sensitivity and args.until == "report":
+        _run_study(cfg, args)
+        return
     state = run(
         cfg,
         until=args.until,
@@ -112,6 +116,35 @@ def _run_one(path: str, args, client=None) -> None:
         print(format_resource(table, cfg.data.grade_unit))
     if state.notes:
         print(f"\n{len(state.notes)} warning(s): see above and run.json")
+
+
+def _run_study(cfg, args) -> None:
+    """``estimator run`` of a config with ``sensitivity`` variants: the study and its summary."""
+    from estimator.pipeline import study
+
+    base, states, table = study(cfg, out=args.out, scheduler=args.scheduler,
+                                progress=_progress(args), reuse=not args.recompute)  # fmt: skip
+    if args.quiet:
+        return
+    folder = base.folder / "sensitivity"
+    meta = json.loads((folder / "study.json").read_text())
+    print(f"\nSensitivity study of {cfg.name}: base and {len(states)} variant(s) "
+          f"({folder / 'sensitivity.csv'}, {folder / 'sensitivity.png'})")  # fmt: skip
+    cut = (cfg.report.statement.cutoff if cfg.report.statement is not None
+           else min(cfg.report.cutoffs))  # fmt: skip
+    gu = cfg.data.grade_unit or "grade units"
+    print(f"  {'variant':14s} {'estimate':22s} {'seconds':>8s} {'tonnes':>14s} {'grade':>8s}"
+          f"   (all domains and classes at {cut:g} {gu})")  # fmt: skip
+    sub = table[(table["domain"] == "total") & (table["class"] == "all")
+                & (table["cutoff"] == cut)]  # fmt: skip
+    for name in ["base", *states]:
+        how = meta["variants"].get(name, {})
+        est = ("computed" if name == "base" else
+               "re-weighted, no kriging" if how.get("reweighted") else how.get("estimate", ""))
+        row = sub[sub["variant"] == name]
+        t = f"{row['tonnes'].iloc[0]:,.0f}" if len(row) else "-"
+        g = f"{row['grade'].iloc[0]:.3g}" if len(row) else "-"
+        print(f"  {name:14s} {est:22s} {meta['seconds'][name]:8.2f} {t:>14s} {g:>8s}")
 
 
 def cmd_run(args) -> int:
@@ -232,6 +265,21 @@ def cmd_diff(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from estimator.io.exports import export_run
+    from estimator.pipeline import verify_run_folder
+
+    run_dir = Path(args.run_dir)
+    verify_run_folder(run_dir)  # the block model is the one the run wrote
+    files = export_run(run_dir, args.format, profile=args.profile, out=args.out,
+                       overwrite=args.overwrite)  # fmt: skip
+    if not args.quiet:
+        for f in files:
+            size = f.stat().st_size
+            print(f"written {f} ({size / 1e6:,.1f} MB)")
+    return 0
+
+
 def cmd_check(args) -> int:
     from estimator.config import load_config
     from estimator.pipeline import run_check
@@ -334,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--until",
         default="report",
-        choices=["data", "composites", "variograms", "estimate", "report"],
+        choices=["data", "composites", "variograms", "estimate", "validation", "report"],
         help="last stage to run",
     )
     r.add_argument(
@@ -357,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--scheduler", type=_scheduler, help="threads | processes | synchronous | tcp://host:port"
     )
     u.add_argument("--until", default="report", choices=["data", "composites", "variograms",
-                   "estimate", "report"], help="last stage to run")  # fmt: skip
+                   "estimate", "validation", "report"], help="last stage to run")  # fmt: skip
     u.set_defaults(func=cmd_update)
 
     df = common(sub.add_parser("diff", help="what changed between two runs, and which holes drove it"))
@@ -386,6 +434,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", help="folder for the re-report (default: RUN_DIR/reports/cutoffs-...)"
     )
     rep.set_defaults(func=cmd_report)
+
+    ex = common(sub.add_parser(
+        "export", help="write a run's block model for Datamine, Vulcan, GEOVIA, Leapfrog, ParaView"))
+    ex.add_argument("run_dir")
+    ex.add_argument("--format", required=True, choices=["csv", "parquet", "omf", "vtk"],
+                    help="csv / parquet (sparse, one row per block and domain), omf, vtk")
+    ex.add_argument("--profile", choices=["datamine", "vulcan", "geovia", "surpac", "leapfrog"],
+                    help="column names and header of a mining package (csv and parquet)")
+    ex.add_argument("--out", help="file or folder (default: RUN_DIR/exports/)")
+    ex.add_argument("--overwrite", action="store_true", help="replace an existing export")
+    ex.set_defaults(func=cmd_export)
 
     d = common(sub.add_parser("demo", help="write the bundled demo data set and its config"))
     d.add_argument("dir", nargs="?", default="demo")

@@ -150,12 +150,21 @@ class BlockRuleConfig(_Section):
     max_distance: PositiveFloat
 
 
+class DensityModel(_Section):
+    """``domains[].density: {grade: sg, default: 2.8}``: each block's density is its estimate of
+    ``grade`` (a grade listed in ``grades``, estimated like the others); blocks without an
+    estimate take ``default`` (counted in the report)."""
+
+    grade: str
+    default: PositiveFloat
+
+
 class DomainConfig(_Section):
     """One estimation domain: a wireframe and/or logged zone codes."""
 
     name: str
     wireframe: InPath | None = None
-    density: PositiveFloat | None = None
+    density: PositiveFloat | DensityModel | None = None
     zone_code: str | list[str] | None = None
     blocks: BlockRuleConfig | None = None
 
@@ -418,6 +427,14 @@ class ClassRule(_Section):
     min_samples: PositiveInt | None = None
     min_holes: PositiveInt | None = None
     max_dist: PositiveFloat | None = None
+    max_search_dist: PositiveFloat | None = None
+
+
+class SmoothingConfig(_Section):
+    """``classification.smoothing``: groups of fewer than ``min_blocks`` connected blocks of
+    one class take the class most common around them (README: Classification)."""
+
+    min_blocks: Annotated[int, Field(ge=2)]
 
 
 class ClassificationConfig(_Section):
@@ -425,6 +442,16 @@ class ClassificationConfig(_Section):
 
     grade: str | None = None
     classes: list[ClassRule] = Field(min_length=1)
+    smoothing: SmoothingConfig | None = None
+
+
+class StatementConfig(_Section):
+    """``report.statement``: the resource statement at one cut-off, rounded as declared."""
+
+    cutoff: NonNegativeFloat
+    tonnes_round: PositiveFloat = 10_000
+    grade_figures: Annotated[int, Field(ge=1, le=6)] = 2
+    metal_round: PositiveFloat = 1_000
 
 
 class ReportConfig(_Section):
@@ -432,6 +459,19 @@ class ReportConfig(_Section):
 
     cutoffs: list[NonNegativeFloat] = Field(default_factory=lambda: [0.0], min_length=1)
     grade: str | None = None
+    statement: StatementConfig | None = None
+
+    @model_validator(mode="after")
+    def _statement_cutoff(self) -> ReportConfig:
+        if self.statement is not None and not any(
+            abs(c - self.statement.cutoff) < 1e-12 for c in self.cutoffs
+        ):
+            msg = (
+                f"statement.cutoff {self.statement.cutoff:g} is not one of report.cutoffs "
+                f"({', '.join(f'{c:g}' for c in self.cutoffs)}); add it there"
+            )
+            raise ValueError(msg)
+        return self
 
     @field_validator("cutoffs")
     @classmethod
@@ -509,6 +549,21 @@ def check_scheduler(value: str, key: str = "compute.scheduler") -> str:
         raise ConfigError(f"{key}: {err}") from None
 
 
+class ExportConfig(_Section):
+    """One of ``output.exports``: a block-model file for another package, written by the run
+    into ``exports/`` (as ``estimator export``)."""
+
+    format: Literal["csv", "parquet", "omf", "vtk"]
+    profile: Literal["datamine", "vulcan", "geovia", "surpac", "leapfrog"] | None = None
+
+    @model_validator(mode="after")
+    def _profile_for_tables(self) -> ExportConfig:
+        if self.profile is not None and self.format not in ("csv", "parquet"):
+            msg = f"profile {self.profile!r} applies to csv and parquet, not {self.format}"
+            raise ValueError(msg)
+        return self
+
+
 class OutputConfig(_Section):
     """The run folder and the block model's file format.
 
@@ -520,6 +575,44 @@ class OutputConfig(_Section):
     path: OutPath = Path("runs")
     format: Literal["netcdf", "zarr", "auto"] = "auto"
     netcdf_max_blocks: PositiveInt = 5_000_000
+    exports: list[ExportConfig] = Field(default_factory=list)
+
+
+class CappingAnalysisConfig(_Section):
+    """``capping_analysis``: the candidate caps offered per domain and grade."""
+
+    percentiles: list[Annotated[float, Field(gt=0, le=100)]] = Field(
+        default_factory=lambda: [90.0, 95.0, 97.5, 99.0, 99.5, 99.9], min_length=1
+    )
+    cv_target: PositiveFloat | None = None
+    plots: bool = True
+
+
+class DeclusteringConfig(_Section):
+    """``declustering``: GSLIB cell declustering of each domain's composites.
+
+    Cell sizes (x, data units) from ``min_size`` to ``max_size`` in ``n_sizes`` steps (default
+    1/50 and 1/2 of the domain's largest horizontal extent); y and z cells are ``anisotropy``
+    times the x size; ``offsets`` origin offsets per size; the size giving the lowest mean is
+    kept (GSLIB declus with minimisation).
+    """
+
+    grade: str | None = None
+    min_size: PositiveFloat | None = None
+    max_size: PositiveFloat | None = None
+    n_sizes: Annotated[int, Field(ge=1, le=200)] = 24
+    anisotropy: tuple[PositiveFloat, PositiveFloat] = (1.0, 1.0)
+    offsets: Annotated[int, Field(ge=1, le=64)] = 8
+    plots: bool = True
+
+
+class ValidationConfig(_Section):
+    """``validation``: the validation pack written by every run with an estimate."""
+
+    enabled: bool = True
+    cross_validation: Literal["hole", "one", "none"] = "hole"
+    swath_width: PositiveFloat | None = None
+    max_blocks: PositiveInt = 5_000_000
 
 
 class RunConfig(_Section):
@@ -535,11 +628,47 @@ class RunConfig(_Section):
     block_model: BlockModelConfig | None = None
     estimation: EstimationConfig | None = None
     classification: ClassificationConfig | None = None
+    capping_analysis: CappingAnalysisConfig = Field(default_factory=CappingAnalysisConfig)
+    declustering: DeclusteringConfig = Field(default_factory=DeclusteringConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     intercepts: InterceptsConfig | None = None
     compute: ComputeConfig = Field(default_factory=ComputeConfig)
     output: OutputConfig = Field(default_factory=lambda: OutputConfig())
+    sensitivity: list[dict[str, Any]] = Field(default_factory=list)
     source: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("sensitivity", mode="before")
+    @classmethod
+    def _variants(cls, v: Any) -> Any:
+        if v is None:
+            return []
+        if not isinstance(v, list):
+            msg = "a list of variants, each {name: ..., <section>: <overrides>}"
+            raise ValueError(msg)
+        seen = set()
+        for i, item in enumerate(v):
+            if not isinstance(item, dict) or "name" not in item:
+                msg = f"[{i}]: a variant is a mapping with a name and the sections it changes"
+                raise ValueError(msg)
+            name = str(item["name"])
+            if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name) or name in ("base", "sensitivity"):
+                msg = (f"[{i}]: variant name {name!r}: letters, digits, '_', '-' and '.' only, "
+                       "and not 'base'")  # fmt: skip
+                raise ValueError(msg)
+            if name in seen:
+                msg = f"[{i}]: variant name {name!r} given twice"
+                raise ValueError(msg)
+            seen.add(name)
+            fixed = sorted(set(item) & {"output", "compute", "sensitivity", "source"})
+            if fixed:
+                msg = (f"[{i}] ({name}): {', '.join(fixed)} cannot change in a variant (a study "
+                       "runs every variant the same way, into the base run's folder)")  # fmt: skip
+                raise ValueError(msg)
+            if len(item) == 1:
+                msg = f"[{i}] ({name}): the variant changes nothing; give the sections it changes"
+                raise ValueError(msg)
+        return v
 
     @field_validator("output", mode="before")
     @classmethod
@@ -576,12 +705,18 @@ class RunConfig(_Section):
                         problems.append(
                             f"{section}.{dom}.{g}: no such grade (grades are {', '.join(self.grades)})"
                         )
-        for key in ("report", "intercepts", "classification"):
+        for key in ("report", "intercepts", "classification", "declustering"):
             sec = getattr(self, key)
             g = getattr(sec, "grade", None) if sec is not None else None
             if g is not None and g.lower() not in self.grades:
                 problems.append(
                     f"{key}.grade: {g!r} is not one of grades ({', '.join(self.grades)})"
+                )
+        for i, dom in enumerate(self.domains):
+            if isinstance(dom.density, DensityModel) and dom.density.grade.lower() not in self.grades:
+                problems.append(
+                    f"domains[{i}].density.grade: {dom.density.grade!r} is not one of grades "
+                    f"({', '.join(self.grades)}); a density estimated like a grade must be listed"
                 )
         if isinstance(self.data.max_grade, dict):
             for g in self.data.max_grade:
@@ -805,7 +940,56 @@ def parse_config(
         lines = _format_errors(err)
         msg = f"{source}: {len(lines)} problem(s) in the configuration:\n  " + "\n  ".join(lines)
         raise ConfigError(msg) from None
+    if cfg.sensitivity:
+        variant_configs(cfg, base, source=source, check_files=check_files)  # checked at load
     return cfg
+
+
+#: What a sensitivity variant leaves out unless it asks for it: the validation pack and the
+#: capping and declustering plots (its block model, grade-tonnage table and page are kept).
+VARIANT_DEFAULTS = {
+    "validation": {"enabled": False},
+    "capping_analysis": {"plots": False},
+    "declustering": {"plots": False},
+}
+
+
+def _merge(base: Any, over: Any) -> Any:
+    """``over`` laid on ``base``: mappings merged key by key, anything else replaced."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = _merge(base.get(k), v) if k in base else v
+        return out
+    return over
+
+
+def variant_configs(
+    cfg: RunConfig, base: Path | None = None, *, source: str = "config", check_files=True
+) -> list[tuple[str, RunConfig]]:
+    """The configs of the ``sensitivity`` variants: each the base config with the variant's
+    sections laid over it (mappings merged key by key, lists and values replaced), run into
+    ``<output.path>/sensitivity/<name>``.
+
+    Raises
+    ------
+    ConfigError
+        A variant whose merged config is not valid, named ``sensitivity[i] (name)``.
+    """
+    if base is None and cfg.source is not None:
+        base = Path(cfg.source).parent
+    doc = cfg.model_dump(mode="json", exclude={"sensitivity", "source"})
+    out = []
+    for i, variant in enumerate(cfg.sensitivity):
+        name = str(variant["name"])
+        over = {k: v for k, v in variant.items() if k != "name"}
+        merged = _merge(_merge(doc, VARIANT_DEFAULTS), over)
+        merged["output"] = {**doc["output"], "exports": [],
+                            "path": str(Path(cfg.output.path) / "sensitivity" / name)}  # fmt: skip
+        vcfg = parse_config(merged, base, source=f"{source}: sensitivity[{i}] ({name})",
+                            check_files=check_files)  # fmt: skip
+        out.append((name, vcfg.model_copy(update={"source": cfg.source})))
+    return out
 
 
 #: A grid cut into more chunks than this (``compute.chunks``) is refused at load.

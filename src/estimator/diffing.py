@@ -131,14 +131,10 @@ def _open_run(folder: Path, label: str, notes: list[str]) -> _Run:
     if "density" in ds and {"x", "y", "z"} & set(ds["density"].dims):
         density = "density"
     else:
-        density = {}
-        for name in (str(d) for d in ds["domain"].values):
-            dom = cfg.domain(name)
-            value = dom.density if dom is not None else None
-            if value is None:
-                notes.append(f"run {label}: domain {name} has no density: tonnes = volume x 1.0")
-                value = 1.0
-            density[name] = float(value)
+        from estimator.reporting import density_of
+
+        density = density_of(cfg, [str(d) for d in ds["domain"].values],
+                             lambda text: notes.append(f"run {label}: {text}"))  # fmt: skip
     factor, unit = metal_factor_for(cfg.data.grade_unit)
     has_class = cfg.classification is not None and "class" in ds
     classes = [c.name for c in cfg.classification.classes] if has_class else None
@@ -229,12 +225,26 @@ def _labels(arrays: dict) -> np.ndarray:
     return _class_labels(arrays["class"], arrays["class.attrs"]).astype(str)
 
 
+def _density_vars(run: _Run) -> list[str]:
+    """The block-model variables a run's tonnes read (a density variable or estimate)."""
+    if isinstance(run.density, str):
+        return [run.density]
+    return sorted({v[0] for v in run.density.values() if isinstance(v, tuple)})
+
+
 def _tonnes(run: _Run, arrays: dict, domains: list[str]) -> np.ndarray:
     frac = arrays["fraction"].astype(float)
     if isinstance(run.density, str):
         dens = arrays[run.density].astype(float)
     else:
-        dens = np.array([run.density.get(d, 1.0) for d in domains])[:, None, None, None]
+        dens = np.ones(frac.shape)
+        for i, d in enumerate(domains):
+            value = run.density.get(d, 1.0)
+            if isinstance(value, tuple):  # a density estimated like a grade, with its default
+                est = arrays[value[0]][i].astype(float)
+                dens[i] = np.where(np.isfinite(est), est, value[1])
+            else:
+                dens[i] = value
     return frac * run.grid.block_volume * dens
 
 
@@ -562,7 +572,7 @@ class _Pair:
         self.names = {}
         for run in (a, b):
             names = ["fraction", "class", *[v for g in self.grades for v in (g, f"{g}_pass")]]
-            self.names[run.label] = names + ([run.density] if isinstance(run.density, str) else [])
+            self.names[run.label] = names + [v for v in _density_vars(run) if v not in names]
 
     def read(self, window: dict) -> tuple[dict, dict]:
         """Both runs' arrays of a window."""
@@ -571,7 +581,7 @@ class _Pair:
     def change(self, window: dict, grade: str):
         """B's tonnes, the change of ``grade`` and the inside mask of a window (for the plots)."""
         wa = _read(self.a, ["fraction", grade], self.domains, window)
-        density = [self.b.density] if isinstance(self.b.density, str) else []
+        density = [v for v in _density_vars(self.b) if v != grade]
         wb = _read(self.b, ["fraction", grade, *density], self.domains, window)
         inside = (wa["fraction"] > 0) | (wb["fraction"] > 0)
         return _tonnes(self.b, wb, self.domains), wb[grade] - wa[grade], inside

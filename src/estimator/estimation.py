@@ -78,8 +78,23 @@ def classify(ds: xr.Dataset, cfg: RunConfig) -> xr.Dataset:
             ok &= ds[f"{grade}_holes"].values >= rule.min_holes
         if rule.max_dist is not None:
             ok &= ds[f"{grade}_dist"].values <= rule.max_dist
+        if rule.max_search_dist is not None:
+            from estimator.kriging.chunked import search_units
+
+            units = search_units(ds[f"{grade}_dist"].values, ds[f"{grade}_pass"].values,
+                                 search_passes(cfg))  # fmt: skip
+            ok &= units <= rule.max_search_dist
         out[ok] = rule.name
         free &= ~ok
+    if rules.smoothing is not None and out.ndim == 4:
+        from estimator.blockmodel.classes import smooth_classes
+
+        names = ["", *(r.name for r in rules.classes)]
+        codes = np.zeros(out.shape, dtype=np.int64)
+        for k, name in enumerate(names[1:], start=1):
+            codes[out == name] = k
+        codes, _ = smooth_classes(codes, rules.smoothing.min_blocks)
+        out = np.asarray(names, dtype=object)[codes]
     return ds.assign({"class": (ds[grade].dims, out.astype(str))})
 
 

@@ -40,6 +40,7 @@ from estimator.stages import (
     stage_data,
     stage_estimate,
     stage_report,
+    stage_validation,
     stage_variograms,
 )
 
@@ -79,9 +80,10 @@ STAGE_TABLE = (
     ),
     Stage(
         "composites", stage_composites, "Compositing within domains; capping",
-        config=("composites", "capping", "grades", "data.assays", "data.length_unit"),
+        config=("composites", "capping", "capping_analysis", "declustering", "grades",
+                "data.assays", "data.length_unit", "data.grade_unit"),
         inputs=("holes", "intervals", "samples"),
-        outputs=("composites",),
+        outputs=("composites", "composite_analysis", "declustering_weights"),
     ),
     Stage(
         "variograms", stage_variograms, "Variography",
@@ -105,6 +107,16 @@ STAGE_TABLE = (
         needs="estimation",
     ),
     Stage(
+        "validation", stage_validation, "Validation pack",
+        config=(
+            "validation", "estimation", "grades", "domains[*].name", "data.grade_unit",
+            "data.length_unit", "classification.classes[*].name",
+        ),
+        inputs=("blockmodel", "composites", "models", "declustering_weights"),
+        outputs=("validation_pack",),
+        needs="estimation",
+    ),
+    Stage(
         "report", stage_report, "Grade-tonnage report",
         config=(
             "report", "grades", "domains[*].name", "domains[*].density", "data.grade_unit",
@@ -112,7 +124,7 @@ STAGE_TABLE = (
         ),
         reads=("name",),
         inputs=("blockmodel",),
-        outputs=("grade_tonnage", "grade_tonnage_plot"),
+        outputs=("grade_tonnage", "grade_tonnage_plot", "resource_statement"),
         needs="estimation",
     ),
 )  # fmt: skip
@@ -143,6 +155,12 @@ RUN_FILES = (
     "blockmodel.nc",
     "blockmodel.zarr",
     "grade_tonnage.csv",
+    "resource_statement.csv",
+    "resource_statement.md",
+    "report.html",
+    "analysis",
+    "validation",
+    "exports",
     "plots",
     "artefacts",
     "reports",
@@ -157,6 +175,10 @@ RUN_FILES = (
 def _table(name: str) -> tuple[str, str]:
     """A table artefact's CSV and its dtypes sidecar (relative paths)."""
     return name, f"artefacts/{Path(name).name}.dtypes.json"
+
+
+#: Artefacts that are sets of files: ``{relative path: table, figure or text}``.
+FILE_SETS = ("composite_analysis", "validation_pack", "resource_statement")
 
 
 def persist(
@@ -209,6 +231,18 @@ def persist(
             if memo is not None:
                 memo[name] = ds
         output.remove_folder(Path(obj).parent)
+    elif name == "declustering_weights":
+        table("analysis/declustering_weights.csv", obj)
+    elif name in FILE_SETS:  # {relative path: table, figure or text}
+        for rel in sorted(obj):
+            item = obj[rel]
+            if isinstance(item, pd.DataFrame):
+                output.write_csv(folder / rel, item)
+            elif isinstance(item, str):
+                output.write_text(folder / rel, item)
+            else:
+                output.save_figure(folder / rel, item)
+            written.append(rel)
     elif name == "grade_tonnage":
         output.write_csv(folder / "grade_tonnage.csv", obj)
         written.append("grade_tonnage.csv")
@@ -243,6 +277,8 @@ def load(name: str, files: list[str], folder: Path) -> Any:
         return table("composites.csv")
     if name == "models":
         return art.load_models(folder / "variograms.yaml")
+    if name == "declustering_weights":
+        return table("analysis/declustering_weights.csv")
     if name == "blockmodel":
         if (folder / "blockmodel.zarr").is_dir() and "blockmodel.nc" not in files:
             from estimator.io.blockstore import open_block_model
@@ -333,6 +369,7 @@ def run(
     source: str | Path | None = None,
     keep_previous: bool = False,
     incremental: bool = False,
+    weights: dict | None = None,
 ) -> RunState:
     """Run the stages in order up to and including ``until``; write every output.
 
@@ -366,6 +403,10 @@ def run(
     keep_previous : bool
         Keep the run folder's previous run, complete, in ``previous/`` (hard links where the
         files did not change), for ``estimator update``'s diff.
+    weights : dict, optional
+        Kriging weights of a sensitivity study: ``{"keep": folder}`` (the base run keeps its
+        weights there) or ``{"from": folder}`` (a variant applies the base's weights, kept in
+        ``folder``, when only sample values differ; the base is ``source``).
     incremental : bool
         Re-estimate only the blocks a change of samples can reach (``estimator update``).
     """
@@ -411,12 +452,20 @@ def run(
         state.origin = origin
         done = None
         try:
-            done = _run_stages(state, origin if reuse else None, until, source, incremental)
+            done = _run_stages(state, origin if reuse else None, until, source, incremental,
+                               weights)  # fmt: skip
         except BaseException as err:
             _finish_failed(state, folder, previous, done, err)
             raise
         write_data_report(state)
         write_run_json(state, done or "data")
+        exported = _write_exports(state, done)
+        if exported:
+            write_run_json(state, done or "data")
+        if _write_page(state.out):
+            state.outputs["report.html"] = output.file_sha256(state.out / "report.html")
+            state.files["report"] = "report.html"
+            write_run_json(state, done or "data")
         old = list(previous["outputs"]) if previous else _ours(folder)
         keep = set(state.outputs)
         snapshot = None
@@ -439,6 +488,7 @@ def _run_stages(
     until: str,
     source: Path | None = None,
     incremental: bool = False,
+    weights: dict | None = None,
 ) -> str | None:
     """Decide, stage by stage, to reuse or to run; return the last stage done.
 
@@ -520,6 +570,8 @@ def _run_stages(
                         previous, source, resources
                     ),
                 }
+            if stage.name == "estimate" and weights:
+                stage_resources = {**stage_resources, "weights": weights}
             ctx = StageContext(
                 config=ConfigView(cfg, stage.sections, stage.name),
                 inputs=Inputs(loaders),
@@ -987,6 +1039,7 @@ def update(
         info["release"] = release
         extra.append("release")
     _record_update(folder, info, extra)
+    _refresh_page(folder)
     state.results["update"] = info
     return state
 
@@ -1017,6 +1070,168 @@ def _release_table(cfg: RunConfig, state: RunState, folder: Path) -> str | None:
     output.write_text(folder / "release" / "intercepts.txt", text + "\n")
     state.results["release"] = (table, text)
     return "release/intercepts.csv"
+
+
+def study(
+    cfg: RunConfig,
+    *,
+    out: str | Path | None = None,
+    scheduler: str | None = None,
+    progress: bool = False,
+    reuse: bool = True,
+) -> tuple[RunState, dict[str, RunState], pd.DataFrame]:
+    """A sensitivity study: the base config, then each ``sensitivity`` variant.
+
+    The base runs into its folder and keeps its kriging weights (``sensitivity/.weights-<the
+    estimate's input hash>``); each variant runs into ``sensitivity/<name>/``, reusing every
+    stage of the base whose inputs it does not change (a cut-off variant only reports again)
+    and, when only sample values differ (top-cuts, below-detection rules), applying the base's
+    weights to its values instead of kriging: the same numbers, bit for bit, as a separate run.
+    ``sensitivity/sensitivity.csv`` holds every variant's grade-tonnage table, with a plot.
+    Returns ``(base state, {variant: state}, combined table)``.
+    """
+    from estimator.config import variant_configs
+
+    folder = Path(out) if out is not None else Path(cfg.output.path)
+    variants = variant_configs(cfg)
+    study_dir = folder / "sensitivity"
+    t0 = time.perf_counter()
+    base = run(cfg, out=folder, scheduler=scheduler, progress=progress, reuse=reuse,
+               weights={"keep": _weights_dir(study_dir, cfg, folder)})  # fmt: skip
+    times = {"base": time.perf_counter() - t0}
+    weights_dir = _weights_dir(study_dir, cfg, folder, base)
+    states = {}
+    for name, vcfg in variants:
+        log.info("Sensitivity variant %s", name)
+        t1 = time.perf_counter()
+        states[name] = run(
+            vcfg, out=study_dir / name, scheduler=scheduler, progress=progress, reuse=True,
+            source=folder, incremental=True, weights={"from": weights_dir},
+        )  # fmt: skip
+        times[name] = time.perf_counter() - t1
+    from estimator.kriging.chunked import clear_previous_cache
+
+    clear_previous_cache()
+    table = _sensitivity_table(folder, base, states)
+    how = {
+        name: {
+            "estimate": st.stages.get("estimate", {}).get("status"),
+            "reweighted": bool((st.counts.get("update") or {}).get("reweighted")),
+            "stages_computed": [k for k, v in st.stages.items() if v["status"] == "computed"],
+            "seconds": round(times[name], 3),
+        }
+        for name, st in states.items()
+    }  # fmt: skip
+    output.write_csv(study_dir / "sensitivity.csv", table)
+    output.write_json(study_dir / "study.json", {
+        "base": str(folder), "seconds": {k: round(v, 3) for k, v in times.items()},
+        "variants": how, "weights": str(weights_dir),
+    })  # fmt: skip
+    fig = _plot_sensitivity(table, cfg)
+    if fig is not None:
+        output.save_figure(study_dir / "sensitivity.png", fig)
+    return base, states, table
+
+
+def _weights_dir(study_dir: Path, cfg: RunConfig, folder: Path, state=None) -> Path:
+    """Where the base's kriging weights are kept: by the estimate stage's input hash (known
+    after the run; before it, a folder for this run to write)."""
+    if state is not None:
+        h = state.stages.get("estimate", {}).get("input_hash", "")
+        done = study_dir / f".weights-{h[:16]}"
+        pending = study_dir / ".weights-new"
+        if pending.is_dir():  # the base estimated again: its weights are the new ones
+            if done.exists():
+                output.remove_folder(done)
+            output.move_folder(pending, done)
+        return done
+    study_dir.mkdir(parents=True, exist_ok=True)
+    pending = study_dir / ".weights-new"
+    if pending.exists():
+        output.remove_folder(pending)
+    return pending
+
+
+def _sensitivity_table(folder: Path, base: RunState, states: dict) -> pd.DataFrame:
+    parts = []
+    for name, where in [("base", folder), *((n, folder / "sensitivity" / n) for n in states)]:
+        path = where / "grade_tonnage.csv"
+        if not path.is_file():
+            continue
+        t = pd.read_csv(path)
+        t.insert(0, "variant", name)
+        parts.append(t)
+    cols = ["variant", "domain", "class", "cutoff", "tonnes", "grade", "metal"]
+    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
+    rest = [c for c in table.columns if c not in cols]
+    return table[cols + rest]
+
+
+def _plot_sensitivity(table: pd.DataFrame, cfg: RunConfig):
+    """Tonnes and grade against cut-off, one line per variant (all domains, all classes)."""
+    import matplotlib.pyplot as plt
+
+    sub = table[(table["domain"] == "total") & (table["class"] == "all")]
+    if sub.empty:
+        sub = table[table["class"] == "all"].groupby(["variant", "cutoff"], as_index=False)[
+            ["tonnes", "metal"]].sum()  # fmt: skip
+        sub["grade"] = float("nan")
+    if sub.empty:
+        return None
+    gu = cfg.data.grade_unit or "grade units"
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for name, part in sub.groupby("variant", sort=False):
+        part = part.sort_values("cutoff")
+        ax1.plot(part["cutoff"], part["tonnes"] / 1e6, marker="o", label=name)
+        ax2.plot(part["cutoff"], part["grade"], marker="o", label=name)
+    ax1.set(xlabel=f"cut-off ({gu})", ylabel="tonnes (Mt)", title="Tonnes above cut-off")
+    ax2.set(xlabel=f"cut-off ({gu})", ylabel=f"grade ({gu})", title="Grade above cut-off")
+    ax1.legend(fontsize=8)
+    fig.suptitle(f"{cfg.name}: sensitivity study")
+    fig.tight_layout()
+    return fig
+
+
+def _write_exports(state: RunState, done: str | None) -> list[str]:
+    """``output.exports`` of a run with a block model, into ``exports/`` of the staging folder;
+    recorded with the run's files."""
+    from estimator.io.exports import export_run
+
+    specs = state.config.output.exports
+    if not specs or done is None or STAGES.index(done) < STAGES.index("estimate"):
+        return []
+    written = []
+    for spec in specs:
+        log.info("Exporting the block model: %s%s", spec.format,
+                 f" ({spec.profile})" if spec.profile else "")  # fmt: skip
+        for path in export_run(state.out, spec.format, profile=spec.profile, overwrite=True):
+            rel = path.relative_to(state.out).as_posix()
+            state.outputs[rel] = output.file_sha256(path)
+            written.append(rel)
+    state.files["exports"] = "exports"
+    return written
+
+
+def _write_page(folder: Path) -> bool:
+    """Write ``report.html`` of the run in ``folder``; a page that cannot be made is said so
+    and never costs the run."""
+    from estimator.report_html import write_report
+
+    try:
+        write_report(folder)
+    except (DataError, OSError, ValueError, KeyError, TypeError) as err:
+        log.warning("report.html not written: %s", err)
+        return False
+    return True
+
+
+def _refresh_page(folder: Path) -> None:
+    """Render ``report.html`` again (after an update wrote diff/ and release/) and record it."""
+    if _write_page(folder):
+        meta = output.read_json(folder / "run.json", "run record (run.json)")
+        meta["outputs"]["report.html"] = output.file_sha256(folder / "report.html")
+        meta.setdefault("files", {})["report"] = "report.html"
+        output.write_json(folder / "run.json", meta)
 
 
 def _record_update(folder: Path, info: dict, extra: list[str]) -> None:

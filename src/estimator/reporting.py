@@ -74,8 +74,32 @@ def _density_array(ds: xr.Dataset, density: Any, domain: str, shape: tuple) -> n
         if domain not in density:
             msg = f"no density for domain {domain!r} (have {', '.join(map(str, density))})"
             raise KeyError(msg)
-        return float(density[domain])
+        value = density[domain]
+        if isinstance(value, tuple):  # (estimated variable, default where not estimated)
+            name, default = value
+            var = ds[name].sel(domain=domain) if "domain" in ds[name].dims else ds[name]
+            var = var.transpose(*[d for d in ("z", "y", "x") if d in var.dims])
+            est = np.broadcast_to(np.asarray(var.values, dtype=float), shape)
+            return np.where(np.isfinite(est), est, float(default))
+        return float(value)
     return float(density)
+
+
+def density_of(cfg: Any, domains: Sequence[str], warn=None) -> dict[str, Any]:
+    """``{domain: density}`` from the config: a number, or ``(grade, default)`` for a density
+    estimated like a grade; a domain without one counts 1.0 (``warn`` is told)."""
+    out: dict[str, Any] = {}
+    for name in domains:
+        dom = cfg.domain(name)
+        value = dom.density if dom is not None else None
+        if value is None:
+            if warn is not None:
+                warn(f"domain {name} has no density: tonnes are reported as volume x 1.0")
+            value = 1.0
+        out[name] = (
+            (value.grade.lower(), float(value.default)) if hasattr(value, "grade") else float(value)
+        )
+    return out
 
 
 def _table_setup(ds, grade, cutoffs, metal_factor, classes, grade_unit):
@@ -279,6 +303,9 @@ def grade_tonnage_chunked(
             msg = f"density variable {density!r} is not in the block model"
             raise KeyError(msg)
         wanted_vars.append(density)
+    if isinstance(density, Mapping):
+        wanted_vars += sorted({v[0] for v in density.values() if isinstance(v, tuple)}
+                              - set(wanted_vars))  # fmt: skip
     domains = [str(d) for d in ds["domain"].values]
     zero = [(0.0, 0.0)] * len(cutoffs)
     sums: dict[tuple[str, str], list[tuple[float, float]]] = {}
@@ -474,14 +501,7 @@ def report_stage(cfg: Any, ds: xr.Dataset) -> tuple[pd.DataFrame, Figure | None]
     if "density" in ds and {"x", "y", "z"} & set(ds["density"].dims):
         density: Any = "density"  # a block-by-block density model
     else:
-        density = {}
-        for name in (str(d) for d in ds["domain"].values):
-            dom = cfg.domain(name)
-            value = dom.density if dom is not None else None
-            if value is None:
-                log.warning("domain %s has no density: tonnes are reported as volume x 1.0", name)
-                value = 1.0
-            density[name] = value
+        density = density_of(cfg, [str(d) for d in ds["domain"].values], log.warning)
     dx, dy, dz = (float(v) for v in np.ravel(ds.attrs["block_size"]))
     classes = None
     if cfg.classification is not None and "class" in ds:

@@ -265,10 +265,49 @@ def stage_composites(ctx: StageContext) -> dict:
         comps.insert(5, "y", xyz[:, 1])
         comps.insert(6, "z", xyz[:, 2])
     comps = drop_coincident(comps, report)
+    raw = comps
     comps = apply_caps(comps, cfg.capping, report)
     ctx.counts["composites"] = len(comps)
     ctx.counts["composites_by_domain"] = _value_counts(comps["domain"])
-    return {"composites": _public(comps)}
+    files, weights = _composite_analysis(ctx, raw, comps)
+    return {"composites": _public(comps), "composite_analysis": files,
+            "declustering_weights": weights}  # fmt: skip
+
+
+def _composite_analysis(ctx: StageContext, raw: pd.DataFrame, comps: pd.DataFrame):
+    """Capping analysis of the uncapped composites and cell declustering of the capped ones:
+    ``analysis/*.csv`` and ``plots/capping_*``, ``plots/declustering_*``, and the weights."""
+    from estimator.analysis import capping_tables, declustering_tables
+
+    cfg = ctx.config
+    unit = cfg.data.grade_unit or ""
+    files: dict[str, Any] = {}
+    if not len(comps):
+        return files, None
+    table, figures = capping_tables(
+        raw, cfg.grades, cfg.capping, percentiles=cfg.capping_analysis.percentiles,
+        cv_target=cfg.capping_analysis.cv_target, unit=unit, note=ctx.note,
+        plots=cfg.capping_analysis.plots,
+    )  # fmt: skip
+    if len(table):
+        files["analysis/capping.csv"] = table
+    if cfg.capping_analysis.plots:
+        files |= {f"plots/{k}.png": fig for k, fig in figures.items()}
+    grade = (cfg.declustering.grade or cfg.grades[0]).lower()
+    sweep, weights, figures = declustering_tables(
+        comps, grade, cfg.declustering, unit=unit, length_unit=cfg.data.length_unit or "",
+        note=ctx.note, plots=cfg.declustering.plots,
+    )  # fmt: skip
+    files["analysis/declustering.csv"] = sweep
+    if cfg.declustering.plots:
+        files |= {f"plots/{k}.png": fig for k, fig in figures.items()}
+    chosen = sweep[sweep["chosen"]]
+    ctx.counts["declustering"] = {
+        r.domain: {"cell_size": r.cell_size, "declustered_mean": r.declustered_mean,
+                   "naive_mean": r.naive_mean}
+        for r in chosen.itertuples(index=False)
+    }  # fmt: skip
+    return files, weights
 
 
 def _public(frame: pd.DataFrame) -> pd.DataFrame:
@@ -353,6 +392,7 @@ def stage_estimate(ctx: StageContext) -> dict:
     previous, why_not = None, None
     if ctx.resources.get("previous_estimate") is not None:
         previous, why_not = ctx.resources["previous_estimate"]()
+    weights = ctx.resources.get("weights") or {}
     attrs = {
         "title": f"estimator block model of run {cfg.name}",
         "run_name": cfg.name,
@@ -366,7 +406,7 @@ def stage_estimate(ctx: StageContext) -> dict:
     store_path = ctx.work / "blockmodel.zarr"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", EstimationWarning)
-        _, counts = estimate_to_store(
+        store, counts = estimate_to_store(
             plan,
             store_path,
             ctx.input_hash,
@@ -376,10 +416,20 @@ def stage_estimate(ctx: StageContext) -> dict:
             connect_timeout=cfg.compute.connect_timeout,
             progress=ctx.progress,
             attrs=attrs,
-            previous=previous,
+            previous=previous if not weights.get("from") else None,
+            keep_weights=weights.get("keep"),
+            weights_from=(previous, weights["from"]) if previous and weights.get("from") else None,
         )
     for w in caught:
         log.warning(str(w.message))
+    smoothing = cfg.classification.smoothing if cfg.classification is not None else None
+    if smoothing is not None and plan.class_grade is not None:
+        from estimator.kriging.chunked import smooth_store
+
+        counts["class_smoothing"] = smooth_store(store, plan, smoothing.min_blocks)
+        log.info("  classes smoothed: %d isolated group(s) of fewer than %d blocks, %d blocks "
+                 "changed class", counts["class_smoothing"]["groups"], smoothing.min_blocks,
+                 counts["class_smoothing"]["blocks"])  # fmt: skip
     if why_not is not None:
         counts["update"] = {"reused": False, "reason": why_not}
     _log_update(counts.get("update"))
@@ -430,6 +480,62 @@ def stage_estimate(ctx: StageContext) -> dict:
     return {"blockmodel": store_path}
 
 
+def stage_validation(ctx: StageContext) -> dict:
+    """The validation pack of every grade: bias against the declustered composites and a
+    nearest-neighbour model, swaths, cross-validation, plan and section, distances by class."""
+    from estimator.estimation import search_passes
+    from estimator.validation_pack import validation_pack
+
+    cfg = ctx.config
+    settings = cfg.validation
+    if not settings.enabled:
+        log.info("  validation pack not made (validation.enabled: false)")
+        return {"validation_pack": None}
+    ds = ctx.inputs["blockmodel"]
+    n_blocks = int(np.prod([ds.sizes[d] for d in ("domain", "z", "y", "x")]))
+    if n_blocks > settings.max_blocks:
+        ctx.note(
+            f"validation pack not made: the block model has {n_blocks:,} blocks x domains, above "
+            f"validation.max_blocks ({settings.max_blocks:,}); raise it to validate in memory"
+        )
+        return {"validation_pack": None}
+    ds = ds.load()
+    comps = ctx.inputs["composites"]
+    weights_table = ctx.get("declustering_weights")
+    weights = None
+    if weights_table is not None and len(weights_table) == len(comps):
+        weights = weights_table["weight"].to_numpy(float)
+        weights = np.where(np.isfinite(weights), weights, 1.0)
+    passes = search_passes(cfg)
+    files: dict[str, Any] = {}
+    summaries = []
+    for g in cfg.grades:
+        sk = cfg.estimation.sk_mean
+        pack = validation_pack(
+            ds, comps, g, ctx.inputs["models"], passes, weights=weights,
+            swath_widths=settings.swath_width, method=cfg.estimation.method,
+            leave="hole" if settings.cross_validation == "none" else settings.cross_validation,
+            sk_mean=sk if isinstance(sk, float) else None,
+            cross_validate=settings.cross_validation != "none",
+        )  # fmt: skip
+        files |= {f"validation/{k}.csv": t for k, t in pack.tables().items()}
+        for k, fig in pack.figures.items():
+            name = k.replace("swaths_", "swath_") if k.startswith("swaths_") else k
+            files[f"plots/{name}_{g}.png"] = fig
+        if pack.cross_validation_summary:
+            row = {k: v for k, v in pack.cross_validation_summary.items() if not isinstance(v, dict)}
+            summaries.append({"grade": g, "leave": settings.cross_validation, **row})
+        bias = pack.global_bias
+        ctx.counts.setdefault("validation", {})[g] = {
+            str(r["domain"]): {k: (float(r[k]) if np.isfinite(r[k]) else None)
+                               for k in r.index if "bias" in str(k)}
+            for _, r in bias.iterrows()
+        }  # fmt: skip
+    if summaries:
+        files["validation/cross_validation_summary.csv"] = pd.DataFrame(summaries)
+    return {"validation_pack": files}
+
+
 def domain_points(points: pd.DataFrame | None):
     """``(xyz, domain)`` of the logged intervals or samples, for block rules (or None)."""
     if points is None:
@@ -443,6 +549,11 @@ def _log_update(info: dict | None) -> None:
         return
     if not info.get("reused"):
         log.info("  every block estimated: %s", info.get("reason"))
+        return
+    if info.get("reweighted"):
+        n = sum(v["copied"] for per in info["blocks"].values() for v in per.values())
+        log.info("  %s block estimates recomputed from the base run's kriging weights, no "
+                 "kriging (%s)", f"{n:,}", info.get("reason"))  # fmt: skip
         return
     est = sum(v["estimated"] for per in info["blocks"].values() for v in per.values())
     kept = sum(v["copied"] for per in info["blocks"].values() for v in per.values())
@@ -458,9 +569,19 @@ def stage_report(ctx: StageContext) -> dict:
     """Grade-tonnage tables at the configured cut-offs (+ plot)."""
     from estimator.reporting import report_stage
 
+    cfg = ctx.config
     ds = ctx.inputs["blockmodel"]
-    table, fig = report_stage(ctx.config, ds)
-    return {"grade_tonnage": table, "grade_tonnage_plot": fig}
+    table, fig = report_stage(cfg, ds)
+    statement = None
+    if cfg.report.statement is not None:
+        from estimator.analysis import resource_statement
+
+        classes = [c.name for c in cfg.classification.classes] if cfg.classification else None
+        grade = (cfg.report.grade or cfg.grades[0]).lower()
+        frame, text = resource_statement(table, cfg.report.statement, classes, grade,
+                                         cfg.data.grade_unit)  # fmt: skip
+        statement = {"resource_statement.csv": frame, "resource_statement.md": text}
+    return {"grade_tonnage": table, "grade_tonnage_plot": fig, "resource_statement": statement}
 
 
 def _value_counts(series: pd.Series) -> dict[str, int]:

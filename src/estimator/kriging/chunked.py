@@ -35,6 +35,7 @@ summaries.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import struct
@@ -146,6 +147,7 @@ class ClassRule:
     min_samples: int | None = None
     min_holes: int | None = None
     max_dist: float | None = None
+    max_search_dist: float | None = None
 
 
 @dataclass(frozen=True)
@@ -286,7 +288,7 @@ class ChunkPlan:
             class_grade=(classes.grade or cfg.grades[0]).lower() if classes else None,
             class_rules=tuple(
                 ClassRule(r.name, r.max_pass, r.min_slope, r.min_samples, r.min_holes,
-                          r.max_dist)
+                          r.max_dist, r.max_search_dist)
                 for r in classes.classes
             ) if classes else (),
             length_unit=cfg.data.length_unit,
@@ -463,8 +465,12 @@ def _derived(plan: ChunkPlan) -> _Derived:
 # ---------------------------------------------------------------------------------------
 # one chunk
 # ---------------------------------------------------------------------------------------
-def compute_chunk(plan: ChunkPlan, index: Sequence[int]) -> tuple[dict, dict]:
-    """Estimate one chunk (no I/O).
+def compute_chunk(
+    plan: ChunkPlan, index: Sequence[int], keep: dict | None = None
+) -> tuple[dict, dict]:
+    """Estimate one chunk (no I/O). With ``keep`` (a dict), each domain and grade's kriging
+    weights are put in it: ``keep[(domain index, grade)] = (flat block positions in the
+    chunk, sample rows, weights)``, for :func:`estimate_to_store`'s ``keep_weights``.
 
     Returns
     -------
@@ -496,7 +502,9 @@ def compute_chunk(plan: ChunkPlan, index: Sequence[int]) -> tuple[dict, dict]:
         flat = np.flatnonzero(inside)
         targets = plan.grid.block_centres(iz + zs.start, iy + ys.start, ix + xs.start)
         for g in plan.grades:
-            res = _krige(plan, der, dom.name, g, targets)
+            res = _krige(plan, der, dom.name, g, targets, keep_weights=keep is not None)
+            if keep is not None:
+                keep[(i, g)] = (flat, res.pop("_indices"), res.pop("_weights"))
             for key, values in res.items():
                 if key != "failures":
                     arrays[f"{g}{key}"][i].reshape(-1)[flat] = values
@@ -509,7 +517,9 @@ def compute_chunk(plan: ChunkPlan, index: Sequence[int]) -> tuple[dict, dict]:
     return arrays, _summary(plan, arrays, failures)
 
 
-def _krige(plan: ChunkPlan, der: _Derived, domain: str, grade: str, targets) -> dict:
+def _krige(
+    plan: ChunkPlan, der: _Derived, domain: str, grade: str, targets, keep_weights: bool = False
+) -> dict:
     """Every variable of one domain and grade at ``targets``, keyed by suffix.
 
     The kernel runs on the samples within the search reach of the targets, by batches of
@@ -550,6 +560,14 @@ def _krige(plan: ChunkPlan, der: _Derived, domain: str, grade: str, targets) -> 
                 dtype = (GRADE_VARIABLES | PROVENANCE_VARIABLES)[key][0]
                 out[key] = np.empty(n, dtype=dtype)
             out[key][part] = values
+        if keep_weights:  # sample rows of the grade's SampleSet, -1 where none
+            ix = res["indices"]
+            glob = np.where(ix >= 0, rows[np.clip(ix, 0, None)], -1) if rows.size else ix
+            if "_indices" not in out:
+                out["_indices"] = np.full((n, ix.shape[1]), -1, dtype=np.int64)
+                out["_weights"] = np.full((n, ix.shape[1]), np.nan)
+            out["_indices"][part] = glob
+            out["_weights"][part] = res["weights"]
         for key in failures:
             failures[key] += int(res["failures"][key])
     out["failures"] = failures
@@ -574,9 +592,52 @@ def _class_codes(plan: ChunkPlan, arrays: dict, dtype) -> np.ndarray:
             ok &= arrays[f"{g}_holes"] >= rule.min_holes
         if rule.max_dist is not None:
             ok &= arrays[f"{g}_dist"] <= rule.max_dist
+        if rule.max_search_dist is not None:
+            ok &= search_units(arrays[f"{g}_dist"], arrays[f"{g}_pass"], plan.passes) <= (
+                rule.max_search_dist
+            )
         out[ok] = k
         free &= ~ok
     return out
+
+
+def smooth_store(store, plan: ChunkPlan, min_blocks: int) -> dict:
+    """Smooth the classes of a finished store (:func:`~estimator.blockmodel.classes.smooth_classes`).
+
+    The classes are recomputed from the rules chunk by chunk first, so the result does not
+    depend on an earlier smoothing (an interrupted one, or the previous model of an update);
+    chunks whose classes change are rewritten and their completion records renewed.
+    """
+    from estimator.blockmodel.classes import smooth_classes
+
+    layout = store.layout
+    names = [v[0] for v in layout.variables()]
+    nz, ny, nx = plan.grid.shape[2], plan.grid.shape[1], plan.grid.shape[0]
+    raw = np.zeros((len(plan.domains), nz, ny, nx), dtype=layout.class_dtype)
+    indices = list(layout.indices())
+    for index in indices:
+        arrays = store.read_chunk(index, [n for n in names if n != "class"])
+        raw[(slice(None), *layout.window(index))] = _class_codes(plan, arrays, layout.class_dtype)
+    smoothed, counts = smooth_classes(raw, min_blocks)
+    for index in indices:
+        window = (slice(None), *layout.window(index))
+        arrays = store.read_chunk(index, names)
+        if np.array_equal(arrays["class"], smoothed[window]):
+            continue
+        arrays["class"] = np.ascontiguousarray(smoothed[window])
+        sha = store.write_chunk(index, arrays, names=["class"])
+        record = store.record(index) or {}
+        store.record_chunk(index, sha, record.get("summary", {}))
+    return {"min_blocks": int(min_blocks), **counts}
+
+
+def search_units(dist: np.ndarray, passes: np.ndarray, search: Sequence) -> np.ndarray:
+    """``<g>_dist`` (data units along the major axis of the pass's ellipsoid) in units of the
+    search ellipsoid of the pass that estimated the block (1 = its edge); NaN where no pass
+    did."""
+    majors = np.array([np.nan] + [float(max(p.ranges)) for p in search])
+    which = np.clip(np.nan_to_num(np.asarray(passes, dtype=float)), 0, len(majors) - 1)
+    return np.asarray(dist, dtype=float) / majors[which.astype(np.int64)]
 
 
 def _summary(plan: ChunkPlan, arrays: dict, failures: dict) -> dict:
@@ -808,6 +869,9 @@ class _Update:
     tranche_map: np.ndarray
     #: the newest tranche is a new one: unchanged blocks used none of its samples
     reset_newest: bool
+    #: a folder of kept kriging weights: only sample values changed, estimates are the
+    #: weights applied to the new values (:func:`compute_reweight_chunk`)
+    weights: str | None = None
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -973,6 +1037,16 @@ def _tranche_change(old: Sequence[str], new: Sequence[str]) -> tuple[str, np.nda
     return "", tmap, True
 
 
+#: The last NetCDF previous model read, by (path, mtime, size, plan digest).
+_NETCDF_CACHE: dict[tuple, tuple] = {}
+
+
+def clear_previous_cache() -> None:
+    """Forget the NetCDF previous model kept in memory (after a study)."""
+    with _CACHE_LOCK:
+        _NETCDF_CACHE.clear()
+
+
 def _previous_source(previous: Previous, verify: bool, target, num_workers) -> tuple:
     """Where the update reads the previous values from, once checked (DataError if not)."""
     import xarray as xr
@@ -983,9 +1057,27 @@ def _previous_source(previous: Previous, verify: bool, target, num_workers) -> t
     layout = previous.plan.layout()
     model = previous.model
     if isinstance(model, (str, Path)) and Path(model).is_file():
+        # a NetCDF model read whole, once per process (a study's variants share their base)
+        st = Path(model).stat()
+        key = (str(Path(model).resolve()), st.st_mtime_ns, st.st_size, expected)
+        with _CACHE_LOCK:
+            hit = _NETCDF_CACHE.get(key)
+        if hit is not None:
+            return hit
         from estimator.io.artefacts import open_blockmodel
 
-        model = open_blockmodel(model)
+        ds = open_blockmodel(model)
+        if ds.attrs.get(bs.PLAN_ATTR) != expected:
+            msg = (
+                f"its {bs.PLAN_ATTR} attribute is not the digest of the previous plan given "
+                "(another run, or inputs that changed since it was made)"
+            )
+            raise DataError(msg)
+        source = ("arrays", bs.model_arrays(ds, layout))
+        with _CACHE_LOCK:
+            _NETCDF_CACHE.clear()
+            _NETCDF_CACHE[key] = source
+        return source
     if isinstance(model, xr.Dataset):
         if model.attrs.get(bs.PLAN_ATTR) != expected:
             msg = (
@@ -1237,6 +1329,139 @@ def compute_update_chunk(plan: ChunkPlan, update: _Update, index: Sequence[int])
     return arrays, summary
 
 
+def _reweight_update(plan, base: Previous, folder, target, num_workers):
+    """``(update in weights mode, counts)`` when ``plan`` is ``base.plan`` with other sample
+    values and ``folder`` holds the base's weights; else ``(None, None)`` (logged)."""
+    folder = Path(folder)
+    try:
+        manifest = json.loads((folder / "plan.json").read_text())
+    except (OSError, ValueError):
+        log.info("no kept kriging weights in %s: the blocks are estimated", folder)
+        return None, None
+    if manifest.get("plan") != plan_digest(base.plan):
+        log.info("the kriging weights in %s are another model's: the blocks are estimated", folder)
+        return None, None
+    ok, why = value_only(base.plan, plan)
+    if not ok:
+        log.info("kriging weights not reused (%s)", why)
+        return None, None
+    ok, reason, update = _prepare_update(base, plan, verify=False, target=target,
+                                         num_workers=num_workers)  # fmt: skip
+    if not ok:
+        log.info("kriging weights not reused (%s)", reason)
+        return None, None
+    return replace(update, weights=str(folder.absolute())), {"reused": True, "reason": why,
+                                                            "reweighted": True}  # fmt: skip
+
+
+def _weights_file(folder, index) -> Path:
+    k, j, i = (int(v) for v in index)
+    return Path(folder) / f"z{k}_y{j}_x{i}.npz"
+
+
+def save_weights(folder, index, keep: Mapping) -> None:
+    """Write the kept weights of chunk ``index`` (:func:`compute_chunk`'s ``keep``), atomically."""
+    data = {}
+    for (i, g), (flat, rows, weights) in keep.items():
+        data[f"{i}|{g}|flat"] = flat
+        data[f"{i}|{g}|rows"] = rows
+        data[f"{i}|{g}|weights"] = weights
+    path = _weights_file(folder, index)
+    tmp = path.with_suffix(f".{uuid.uuid4().hex[:8]}.tmp.npz")
+    np.savez(tmp, **data)
+    tmp.replace(path)
+
+
+def apply_weights(weights: np.ndarray, rows: np.ndarray, values: np.ndarray,
+                  sk_mean: float | None = None) -> np.ndarray:  # fmt: skip
+    """Estimates from kept kriging weights and new sample values, bit for bit the kernel's.
+
+    The kernel sums ``weight x value`` (simple kriging: ``weight x (value - mean)``, then adds
+    the mean) over the selected samples in selection order, from 0, in float64 without fused
+    multiply-adds; this does the same, column by column. Blocks without weights give NaN.
+    """
+    n, width = rows.shape
+    acc = np.zeros(n)
+    used = np.zeros(n, dtype=bool)
+    for j in range(width):
+        ok = rows[:, j] >= 0
+        if not ok.any():
+            continue
+        v = values[rows[ok, j]]
+        if sk_mean is not None:
+            v = v - sk_mean
+        acc[ok] += weights[ok, j] * v
+        used |= ok
+    if sk_mean is not None:
+        acc[used] += sk_mean
+    acc[~used] = np.nan
+    return acc
+
+
+def compute_reweight_chunk(plan: ChunkPlan, update: _Update, index: Sequence[int]) -> tuple:
+    """One chunk of a model whose samples changed only in value: the previous (base) model's
+    arrays over the chunk with every estimate recomputed from the kept weights and the new
+    values, range flags and classes recomputed (no kriging). Returns ``(arrays, summary)``.
+    """
+    der = _derived(plan)
+    layout = der.layout
+    window = layout.window(index)
+    arrays = update.read(layout, window)
+    path = _weights_file(update.weights, index)
+    if arrays is None or not path.is_file():  # no base chunk or no weights: krige it
+        arrays, summary = compute_chunk(plan, index)
+        summary["update"] = {d: {g: [p["blocks"], 0] for g in plan.grades}
+                             for d, p in summary["domains"].items()}  # fmt: skip
+        return arrays, summary
+    done: dict[str, dict[str, list[int]]] = {}
+    with np.load(path) as data:
+        for i, dom in enumerate(plan.domains):
+            for g in plan.grades:
+                key = f"{i}|{g}|flat"
+                if key not in data:
+                    continue
+                flat, rows, w = data[key], data[f"{i}|{g}|rows"], data[f"{i}|{g}|weights"]
+                s = plan.samples[(dom.name, g)]
+                method_sk = plan.method == "sk"
+                est = apply_weights(w, rows, s.values,
+                                    plan.sk_mean.get((dom.name, g)) if method_sk else None)
+                grid = arrays[g][i].reshape(-1)
+                before = grid[flat]
+                grid[flat] = np.where(np.isfinite(before), est, before)
+                flag = arrays[f"{g}_flag"][i]
+                flag[...] = (flag & _KEEP_BITS) | np.where(
+                    arrays["fraction"][i] > 0, range_flags(arrays[g][i], s.value_range), 0
+                ).astype(np.uint8)
+                done.setdefault(dom.name, {})[g] = [0, int(flat.size)]
+    if plan.class_grade is not None:
+        arrays["class"] = _class_codes(plan, arrays, layout.class_dtype)
+    summary = _summary(plan, arrays, _flag_failures(plan, arrays))
+    summary["update"] = done
+    summary["reweighted"] = True
+    return arrays, summary
+
+
+def value_only(base: ChunkPlan, plan: ChunkPlan) -> tuple[bool, str]:
+    """Whether ``plan`` differs from ``base`` in nothing but sample values (the same samples
+    at the same places, holes and tranches), so the base's kriging weights hold; and why not."""
+    for name, words in _FIELD_WORDS.items():
+        if _digest(getattr(base, name)) != _digest(getattr(plan, name)):
+            return False, f"{words} changed"
+    if _digest((base.tranche_names, base.hole_names, base.rule_points, base.rule_labels)) != (
+        _digest((plan.tranche_names, plan.hole_names, plan.rule_points, plan.rule_labels))
+    ):
+        return False, "the samples' holes, tranches or logged domains changed"
+    for key, s in plan.samples.items():
+        b = base.samples.get(key)
+        if b is None or b.xyz.shape != s.xyz.shape or not np.array_equal(b.xyz, s.xyz):
+            return False, f"the samples of {key[0]} {key[1]} moved, or some were added or removed"
+        if not np.array_equal(b.holes, s.holes) or not np.array_equal(
+            b.tranches if b.tranches is not None else [], s.tranches if s.tranches is not None else []
+        ):
+            return False, f"the holes or tranches of the samples of {key[0]} {key[1]} changed"
+    return True, "only sample values changed: the kept kriging weights are applied to them"
+
+
 def _previous_arrays(plan: ChunkPlan, update: _Update, layout, window) -> dict | None:
     """The previous values over ``window``, carried over (:func:`_carry_over`); None when a
     previous chunk there does not match its record."""
@@ -1390,17 +1615,34 @@ def run_chunk(
     """
     index = tuple(int(v) for v in index)
     store = _attached(plan, path, plan_id)
-    copied = None if update is None else _copy_whole(plan, update, store, index)
+    keep = update.folder if isinstance(update, _KeepWeights) else None
+    if keep is not None:
+        update = None
+    copied = None
+    if update is not None and update.weights is None:
+        copied = _copy_whole(plan, update, store, index)
     if copied is not None:
         sha, summary = copied
     else:
         if update is None:
-            arrays, summary = compute_chunk(plan, index)
+            kept: dict | None = {} if keep is not None else None
+            arrays, summary = compute_chunk(plan, index, kept)
+            if keep is not None:
+                save_weights(keep, index, kept)
+        elif update.weights is not None:
+            arrays, summary = compute_reweight_chunk(plan, update, index)
         else:
             arrays, summary = compute_update_chunk(plan, update, index)
         sha = store.write_chunk(index, arrays)
     store.record_chunk(index, sha, summary)
     return index, summary
+
+
+@dataclass(frozen=True)
+class _KeepWeights:
+    """Task mode of a full estimate that also writes each chunk's kriging weights."""
+
+    folder: str
 
 
 _WORKER: dict[str, Any] = {}
@@ -1512,6 +1754,8 @@ def estimate_to_store(
     attrs: Mapping | None = None,
     on_chunk: Callable[[Index, dict], None] | None = None,
     previous: Previous | None = None,
+    keep_weights: str | Path | None = None,
+    weights_from: tuple[Previous, str | Path] | None = None,
 ):
     """Estimate the block model of ``plan`` into the chunked store at ``path``.
 
@@ -1565,6 +1809,17 @@ def estimate_to_store(
         progress = sys.stderr.isatty()
     path = Path(path).absolute()
     update = update_info = None
+    if weights_from is not None:
+        update, update_info = _reweight_update(plan, *weights_from, path, num_workers)
+        if update is None:
+            previous = weights_from[0]  # not value-only: an update of the base model
+    if keep_weights is not None:
+        folder = Path(keep_weights).absolute()
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "plan.json").write_text(json.dumps({"plan": plan_digest(plan)}))
+        update = _KeepWeights(str(folder))
+    elif update is not None:
+        previous = None
     if previous is not None:
         ok, reason, update = _prepare_update(
             previous, plan, verify=False, target=path, num_workers=num_workers
@@ -1583,7 +1838,7 @@ def estimate_to_store(
         else:
             store.clear_record(index)
             todo.append(index)
-    if update is not None:
+    if isinstance(update, _Update) and update.weights is None:
         # the chunks an update estimates first, those it copies after: a better balance
         # between workers (the results do not depend on the order)
         todo.sort(key=lambda index: _untouched(plan, update, index))
