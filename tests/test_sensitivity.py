@@ -60,8 +60,9 @@ def test_each_variant_equals_its_own_run(study, tmp_path):
         how = meta["variants"][name]
         if name.startswith("cap"):
             assert how["reweighted"] is True, name  # the base's weights, no kriging
-        elif name == "cutoffs":
-            assert how["stages_computed"] == ["report"]
+        elif name == "cutoffs":  # only reports again (and leaves out the validation pack)
+            assert how["stages_computed"] == ["validation", "report"]
+            assert how["estimate"] == "reused"
         else:
             assert how["estimate"] == "computed" and not how["reweighted"]
 

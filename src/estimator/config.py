@@ -945,13 +945,9 @@ def parse_config(
     return cfg
 
 
-#: What a sensitivity variant leaves out unless it asks for it: the validation pack and the
-#: capping and declustering plots (its block model, grade-tonnage table and page are kept).
-VARIANT_DEFAULTS = {
-    "validation": {"enabled": False},
-    "capping_analysis": {"plots": False},
-    "declustering": {"plots": False},
-}
+#: What a sensitivity variant leaves out unless it asks for it: the validation pack (its block
+#: model, analyses, grade-tonnage table and page are kept).
+VARIANT_DEFAULTS = {"validation": {"enabled": False}}
 
 
 def _merge(base: Any, over: Any) -> Any:
