@@ -83,6 +83,10 @@ def _config(folder: Path, name: str, assays, zones="zones.csv", **over) -> Path:
         "report": {"cutoffs": [0, 1, 2]},
         "compute": {"scheduler": "synchronous", "chunks": [10, 8, 4]},
         "output": "run",
+        # not under test here: the review pack's slow parts
+        "validation": {"enabled": False},
+        "capping_analysis": {"plots": False},
+        "declustering": {"plots": False},
     }  # fmt: skip
     for key, value in over.items():
         node = raw

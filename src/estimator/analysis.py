@@ -124,9 +124,10 @@ def declustering_tables(
             rows.append([dom, grade, float(size), float(mean), bool(size == res.best_size),
                          res.naive_mean, res.n])  # fmt: skip
         if plots:
-            figures[f"declustering_{dom}_{grade}"] = plot_declustering(
-                res, unit, length_unit=length_unit
-            )
+            fig = plot_declustering(res, unit, length_unit=length_unit)
+            ax = fig.axes[0]
+            ax.set_title(f"{dom} {grade}: {ax.get_title()}")
+            figures[f"declustering_{dom}_{grade}"] = fig
     sweep = pd.DataFrame(rows, columns=DECLUSTERING_COLUMNS)
     out = comps[["hole_id", "from", "to", "domain"]].copy() if "from" in comps else (
         comps[[c for c in ("hole_id", "x", "y", "z", "domain") if c in comps]].copy())  # fmt: skip

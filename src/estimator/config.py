@@ -945,9 +945,19 @@ def parse_config(
     return cfg
 
 
-#: What a sensitivity variant leaves out unless it asks for it: the validation pack (its block
-#: model, analyses, grade-tonnage table and page are kept).
-VARIANT_DEFAULTS = {"validation": {"enabled": False}}
+#: How a sensitivity variant runs unless it says otherwise: without the validation pack and
+#: the capping and declustering plots (their tables are kept); its block model, grade-tonnage
+#: table, statement and page as any run's.
+VARIANT_DEFAULTS = {
+    "validation": {"enabled": False},
+    "capping_analysis": {"plots": False},
+    "declustering": {"plots": False},
+}
+
+
+#: Sections whose change makes a variant estimate its blocks again (or re-weight them).
+ESTIMATE_SECTIONS = {"data", "grades", "domains", "composites", "capping", "variography",
+                     "block_model", "estimation", "classification"}  # fmt: skip
 
 
 def _merge(base: Any, over: Any) -> Any:
@@ -979,8 +989,11 @@ def variant_configs(
     for i, variant in enumerate(cfg.sensitivity):
         name = str(variant["name"])
         over = {k: v for k, v in variant.items() if k != "name"}
-        merged = _merge(_merge(doc, VARIANT_DEFAULTS), over)
-        merged["output"] = {**doc["output"], "exports": [],
+        defaults = dict(VARIANT_DEFAULTS)
+        if set(over) & ESTIMATE_SECTIONS:  # it estimates again: a Zarr store, no conversion
+            defaults["output"] = {"format": "zarr"}
+        merged = _merge(_merge(doc, defaults), over)
+        merged["output"] = {**merged["output"], "exports": [],
                             "path": str(Path(cfg.output.path) / "sensitivity" / name)}  # fmt: skip
         vcfg = parse_config(merged, base, source=f"{source}: sensitivity[{i}] ({name})",
                             check_files=check_files)  # fmt: skip

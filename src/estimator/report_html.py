@@ -549,7 +549,15 @@ def _capping(run: _Run) -> _Section:
         body.append(_missing("Capping analysis (analysis/capping.csv, plots/capping_*.png)"))
         return _Section("capping", "Capping", "".join(body), False)
     if table is not None:
-        body.append(_table(table, units=_guess_units(run, table), source="analysis/capping.csv"))
+        shown = table.drop(columns=["note"], errors="ignore")  # long words: in the CSV
+        body.append(_table(shown, units=_guess_units(run, shown), source="analysis/capping.csv"))
+        if "note" in table:
+            body.append("<p class=\"note\">How each rule chose its cap (<code>note</code> in "
+                        "analysis/capping.csv): the percentiles are of the uncapped composites; "
+                        "<i>decile</i>: Parrish's decile analysis (top decile over 40 % or top "
+                        "percentile over 10 % of the metal); <i>log_probability_break</i>: where "
+                        "the log-probability curve breaks; <i>configured</i>: the config's cap."
+                        "</p>")
     body.append(_images(run, plots))
     return _Section("capping", "Capping", "".join(body), True)
 
@@ -562,6 +570,12 @@ def _declustering(run: _Run) -> _Section:
         return _Section("declustering", "Declustering", body, False)
     body = ""
     if table is not None:
+        if "chosen" in table:  # the cell size kept per domain; the sweep is in the CSV and plot
+            chosen = table[table["chosen"].astype(str).str.lower() == "true"]
+            body += ("<p>GSLIB cell declustering: the cell size giving the lowest declustered "
+                     "mean per domain (size 0: no size beat the naive mean; every size tried "
+                     "is in analysis/declustering.csv and on the plots).</p>")
+            table = chosen.drop(columns=["chosen"])
         body += _table(table, units=_guess_units(run, table), source="analysis/declustering.csv")
     body += _images(run, plots)
     return _Section("declustering", "Declustering", body, True)

@@ -393,6 +393,10 @@ def stage_estimate(ctx: StageContext) -> dict:
     if ctx.resources.get("previous_estimate") is not None:
         previous, why_not = ctx.resources["previous_estimate"]()
     weights = ctx.resources.get("weights") or {}
+    if previous is not None and weights.get("from"):
+        kept = Path(weights["from"]) / "base.zarr"
+        if kept.is_dir():  # the base's own store, read chunk by chunk (no NetCDF read)
+            previous = type(previous)(previous.plan, kept)
     attrs = {
         "title": f"estimator block model of run {cfg.name}",
         "run_name": cfg.name,
@@ -430,6 +434,12 @@ def stage_estimate(ctx: StageContext) -> dict:
         log.info("  classes smoothed: %d isolated group(s) of fewer than %d blocks, %d blocks "
                  "changed class", counts["class_smoothing"]["groups"], smoothing.min_blocks,
                  counts["class_smoothing"]["blocks"])  # fmt: skip
+    if weights.get("keep"):  # a study's base: its variants read this store beside the weights
+        from estimator.io.output import copy_path, remove_folder
+
+        kept = Path(weights["keep"]) / "base.zarr"
+        remove_folder(kept)
+        copy_path(store_path, kept)
     if why_not is not None:
         counts["update"] = {"reused": False, "reason": why_not}
     _log_update(counts.get("update"))

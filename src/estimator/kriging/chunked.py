@@ -612,18 +612,20 @@ def smooth_store(store, plan: ChunkPlan, min_blocks: int) -> dict:
 
     layout = store.layout
     names = [v[0] for v in layout.variables()]
+    g = plan.class_grade
+    needed = [g, *(f"{g}{s}" for s in ("_pass", "_slope", "_n", "_holes", "_dist"))]
     nz, ny, nx = plan.grid.shape[2], plan.grid.shape[1], plan.grid.shape[0]
     raw = np.zeros((len(plan.domains), nz, ny, nx), dtype=layout.class_dtype)
-    indices = list(layout.indices())
-    for index in indices:
-        arrays = store.read_chunk(index, [n for n in names if n != "class"])
+    indices = [i for i in layout.indices() if store.record(i) is not None]
+    for index in indices:  # chunks never written hold no estimate: class 0
+        arrays = store.read_chunk(index, needed)
         raw[(slice(None), *layout.window(index))] = _class_codes(plan, arrays, layout.class_dtype)
     smoothed, counts = smooth_classes(raw, min_blocks)
     for index in indices:
         window = (slice(None), *layout.window(index))
-        arrays = store.read_chunk(index, names)
-        if np.array_equal(arrays["class"], smoothed[window]):
+        if np.array_equal(store.read_chunk(index, ["class"])["class"], smoothed[window]):
             continue
+        arrays = store.read_chunk(index, names)
         arrays["class"] = np.ascontiguousarray(smoothed[window])
         sha = store.write_chunk(index, arrays, names=["class"])
         record = store.record(index) or {}
