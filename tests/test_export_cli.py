@@ -34,6 +34,10 @@ def run(tmp_path_factory):
     cfg = folder / "x.yaml"
     cfg.write_text(yaml.safe_dump(raw, sort_keys=False))
     assert main(["run", str(cfg), "--quiet"]) == 0
+    # run again: every stage reused, the exports written again from the reused block model
+    assert main(["run", str(cfg), "--quiet"]) == 0
+    meta = json.loads((folder / "run" / "run.json").read_text())
+    assert {s["status"] for s in meta["stages"].values()} == {"reused"}
     return folder / "run"
 
 

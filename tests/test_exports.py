@@ -386,7 +386,7 @@ def test_export_run_csv_and_density_warning(tmp_path):
     got = _read_csv(out[0])
     assert set(got.loc[got["DOMAIN"] == "halo", "DENSITY"]) == {1.0}
     assert set(got.loc[got["DOMAIN"] == "ore", "DENSITY"]) == {2.8}
-    with pytest.raises(DataError, match=r"exists: choose another output path or pass overwrite"):
+    with pytest.raises(DataError, match=r"exists: not replaced; choose another output path"):
         export_run(run, "csv", profile="datamine")
     with pytest.warns(UserWarning, match="no density"):
         again = export_run(run, "csv", profile="datamine", overwrite=True)

@@ -105,3 +105,18 @@ def test_a_wrong_variant_is_refused_at_load(tmp_path, capsys, variant, words):
     assert main(["check", str(first)]) == 2
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err
+
+
+def test_the_headline_rows_of_a_study():
+    from estimator.pipeline import sensitivity_headline
+
+    one = pd.DataFrame({"variant": ["base", "cap"], "domain": ["all", "all"],
+                        "class": ["all", "all"], "cutoff": [0.0, 0.0],
+                        "tonnes": [10.0, 10.0], "grade": [2.0, 1.5], "metal": [1.0, 0.75]})  # fmt: skip
+    assert sensitivity_headline(one)["grade"].tolist() == [2.0, 1.5]
+    two = pd.DataFrame({"variant": ["base", "base"], "domain": ["a", "b"], "class": ["all"] * 2,
+                        "cutoff": [0.0, 0.0], "tonnes": [10.0, 30.0], "grade": [2.0, 1.0],
+                        "metal": [1.0, 1.5]})  # fmt: skip
+    row = sensitivity_headline(two).iloc[0]
+    assert row["tonnes"] == 40.0 and row["grade"] == pytest.approx(50.0 / 40.0)
+    assert row["metal"] == 2.5

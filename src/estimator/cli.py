@@ -120,7 +120,7 @@ def _run_one(path: str, args, client=None) -> None:
 
 def _run_study(cfg, args) -> None:
     """``estimator run`` of a config with ``sensitivity`` variants: the study and its summary."""
-    from estimator.pipeline import study
+    from estimator.pipeline import sensitivity_headline, study
 
     base, states, table = study(cfg, out=args.out, scheduler=args.scheduler,
                                 progress=_progress(args), reuse=not args.recompute)  # fmt: skip
@@ -135,11 +135,11 @@ def _run_study(cfg, args) -> None:
     gu = cfg.data.grade_unit or "grade units"
     print(f"  {'variant':14s} {'estimate':22s} {'seconds':>8s} {'tonnes':>14s} {'grade':>8s}"
           f"   (all domains and classes at {cut:g} {gu})")  # fmt: skip
-    sub = table[(table["domain"] == "total") & (table["class"] == "all")
-                & (table["cutoff"] == cut)]  # fmt: skip
+    sub = sensitivity_headline(table)
+    sub = sub[np.isclose(sub["cutoff"].astype(float), cut)]
     for name in ["base", *states]:
         how = meta["variants"].get(name, {})
-        est = ("computed" if name == "base" else
+        est = (base.stages.get("estimate", {}).get("status", "") if name == "base" else
                "re-weighted, no kriging" if how.get("reweighted") else how.get("estimate", ""))
         row = sub[sub["variant"] == name]
         t = f"{row['tonnes'].iloc[0]:,.0f}" if len(row) else "-"
@@ -271,8 +271,14 @@ def cmd_export(args) -> int:
 
     run_dir = Path(args.run_dir)
     verify_run_folder(run_dir)  # the block model is the one the run wrote
-    files = export_run(run_dir, args.format, profile=args.profile, out=args.out,
-                       overwrite=args.overwrite)  # fmt: skip
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        files = export_run(run_dir, args.format, profile=args.profile, out=args.out,
+                           overwrite=args.overwrite)  # fmt: skip
+    for w in caught:
+        logging.getLogger("estimator").warning(str(w.message))
     if not args.quiet:
         for f in files:
             size = f.stat().st_size

@@ -1167,15 +1167,25 @@ def _sensitivity_table(folder: Path, base: RunState, states: dict) -> pd.DataFra
     return table[cols + rest]
 
 
+def sensitivity_headline(table: pd.DataFrame) -> pd.DataFrame:
+    """Per variant and cut-off, all domains and classes together: the ``total`` rows, or the
+    one domain's when the model has a single domain."""
+    sub = table[table["class"] == "all"]
+    if (sub["domain"] == "total").any():
+        return sub[sub["domain"] == "total"]
+    if sub["domain"].nunique() <= 1:
+        return sub
+    t = sub.assign(tg=sub["tonnes"] * sub["grade"].fillna(0.0))
+    out = t.groupby(["variant", "cutoff"], as_index=False, sort=False)[["tonnes", "tg", "metal"]].sum()
+    out["grade"] = out["tg"] / out["tonnes"].where(out["tonnes"] > 0)
+    return out.drop(columns="tg").assign(domain="total", **{"class": "all"})
+
+
 def _plot_sensitivity(table: pd.DataFrame, cfg: RunConfig):
     """Tonnes and grade against cut-off, one line per variant (all domains, all classes)."""
     import matplotlib.pyplot as plt
 
-    sub = table[(table["domain"] == "total") & (table["class"] == "all")]
-    if sub.empty:
-        sub = table[table["class"] == "all"].groupby(["variant", "cutoff"], as_index=False)[
-            ["tonnes", "metal"]].sum()  # fmt: skip
-        sub["grade"] = float("nan")
+    sub = sensitivity_headline(table)
     if sub.empty:
         return None
     gu = cfg.data.grade_unit or "grade units"
@@ -1204,7 +1214,8 @@ def _write_exports(state: RunState, done: str | None) -> list[str]:
     for spec in specs:
         log.info("Exporting the block model: %s%s", spec.format,
                  f" ({spec.profile})" if spec.profile else "")  # fmt: skip
-        for path in export_run(state.out, spec.format, profile=spec.profile, overwrite=True):
+        for path in export_run(state.out, spec.format, profile=spec.profile, overwrite=True,
+                               fallback=state.folder):  # reused stages' files stay there
             rel = path.relative_to(state.out).as_posix()
             state.outputs[rel] = output.file_sha256(path)
             written.append(rel)

@@ -172,7 +172,8 @@ def _require(module: str, fmt: str):
 
 def _check_target(path: Path, overwrite: bool) -> None:
     if path.exists() and not overwrite:
-        msg = f"{path} exists: choose another output path or pass overwrite=True (not replaced)"
+        msg = (f"{path} exists: not replaced; choose another output path (--out) or ask for it "
+               "to be replaced (--overwrite, overwrite=True)")
         raise DataError(msg)
 
 
@@ -813,6 +814,7 @@ def export_run(
     out: str | Path | None = None,
     chunk_blocks: int = CHUNK_BLOCKS,
     overwrite: bool = False,
+    fallback: str | Path | None = None,
 ) -> list[Path]:
     """Export the block model of a run folder (see :func:`export_blockmodel`).
 
@@ -830,6 +832,9 @@ def export_run(
         Grid blocks per slab (bounded memory for csv and parquet).
     overwrite : bool
         Replace existing output files.
+    fallback : path, optional
+        Where the run's files that ``run_dir`` lacks are (a run being written reads the block
+        model, composites and artefacts it reused from its run folder).
 
     Returns
     -------
@@ -857,17 +862,24 @@ def export_run(
         if target.is_dir():
             target = target / name
     _check_target(target, overwrite)  # before any reading (and any warning)
+    def where(*rels: str) -> Path:
+        """``run``, or ``fallback`` when only it holds one of ``rels``."""
+        if fallback is None or any((run / r).exists() for r in rels):
+            return run
+        return Path(fallback) if any((Path(fallback) / r).exists() for r in rels) else run
+
     with contextlib.ExitStack() as stack:
-        ds = _open_run_model(run, stack)
+        ds = _open_run_model(where("blockmodel.zarr", "blockmodel.nc"), stack)
         domains = [str(d) for d in np.asarray(ds["domain"].values).tolist()]
         density = _run_density(config, domains, run / "run.json")
         composites = drillholes = None
         wireframes = {}
         if fmt in ("omf", "vtk"):
             grades = [str(g) for g in config.get("grades") or []]
-            drillholes = _run_drillholes(run, grades)
+            drillholes = _run_drillholes(where("artefacts/intervals.csv"), grades)
         if fmt == "omf":
-            comp = run / (record.get("files") or {}).get("composites", "composites.csv")
+            rel = (record.get("files") or {}).get("composites", "composites.csv")
+            comp = where(rel) / rel
             if comp.is_file():
                 composites = pd.read_csv(comp)
             from estimator.io.wireframe import load_wireframe
