@@ -105,7 +105,7 @@ CHANGES = [
     ("compute.scheduler", "threads", set()),
     ("intercepts", {"cutoff": 1.0, "min_length": 2.0}, set()),
     ("report.cutoffs", [0, 0.5, 1, 2], {"report"}),
-    ("domains.0.density", 2.8, {"report"}),
+    ("domains.0.density", 2.8, {"validation", "report"}),
     ("classification.classes.0.min_samples", 6, ESTIMATE_REPORT),
     ("estimation.passes.0.max_samples", 10, ESTIMATE_REPORT),
     ("block_model.subcells", [3, 3, 2], ESTIMATE_REPORT),

@@ -109,8 +109,8 @@ STAGE_TABLE = (
     Stage(
         "validation", stage_validation, "Validation pack",
         config=(
-            "validation", "estimation", "grades", "domains[*].name", "data.grade_unit",
-            "data.length_unit", "classification.classes[*].name",
+            "validation", "estimation", "grades", "domains[*].name", "domains[*].density",
+            "data.grade_unit", "data.length_unit", "classification.classes[*].name",
         ),
         inputs=("blockmodel", "composites", "models", "declustering_weights"),
         outputs=("validation_pack",),

@@ -773,13 +773,20 @@ def _validation(run: _Run) -> _Section:
                         "plots/plan_section_*.png)")  # fmt: skip
         return _Section("validation", "Validation", body, False)
     body = []
-    for path in ([summary] if summary else []) + tables:
+    # one row per composite: summarised above, kept in its CSV, not shown on the page
+    per_sample = [p for p in tables
+                  if p.stem.startswith(("validation_cross_", "validation_swaths_"))]
+    for path in ([summary] if summary else []) + [p for p in tables if p not in per_sample]:
         frame = run.csv(path)
         if frame is None:
             continue
         title = path.stem.replace("_", " ").capitalize()
         body.append(f"<h3>{_e(title)}</h3>")
         body.append(_table(frame, units=_guess_units(run, frame), source=run.rel(path)))
+    if per_sample:
+        names = ", ".join(_e(run.rel(p)) for p in per_sample)
+        body.append(f"<p class=\"note\">The error of every composite and the numbers behind "
+                    f"the swath plots: {names}.</p>")
     body.append(_images(run, plots))
     return _Section("validation", "Validation", "".join(body), True)
 
@@ -1003,7 +1010,8 @@ _SECTIONS: list[Callable[[_Run], _Section]] = [
 
 _LENGTH_COLS = re.compile(
     r"^(from|to|length|x|y|z|dist|distance|cell_size|cell|cell_x|cell_y|cell_z|"
-    r".*_dist|.*_distance|.*_range|range_.*|easting|northing|elevation|swath_.*|bin_.*)$",
+    r".*_dist|.*_distance|.*_range|range_.*|dist_.*|easting|northing|elevation|swath_.*|bin_.*|"
+    r"centre|center)$",
     re.IGNORECASE,
 )
 _GRADE_STATS = (

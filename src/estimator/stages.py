@@ -517,12 +517,16 @@ def stage_validation(ctx: StageContext) -> dict:
         weights = weights_table["weight"].to_numpy(float)
         weights = np.where(np.isfinite(weights), weights, 1.0)
     passes = search_passes(cfg)
+    # constant densities give tonnes per swath; a density estimated like a grade is left out
+    density = ({d.name: d.density for d in cfg.domains}
+               if cfg.domains and all(isinstance(d.density, float) for d in cfg.domains)
+               else None)  # fmt: skip
     files: dict[str, Any] = {}
     summaries = []
     for g in cfg.grades:
         sk = cfg.estimation.sk_mean
         pack = validation_pack(
-            ds, comps, g, ctx.inputs["models"], passes, weights=weights,
+            ds, comps, g, ctx.inputs["models"], passes, weights=weights, density=density,
             swath_widths=settings.swath_width, method=cfg.estimation.method,
             leave="hole" if settings.cross_validation == "none" else settings.cross_validation,
             sk_mean=sk if isinstance(sk, float) else None,
