@@ -14,6 +14,7 @@ import yaml
 
 from estimator.cli import main
 from estimator.pipeline import verify_run_folder
+from helpers import coarse_demo
 
 DEMO = Path(__file__).resolve().parents[1] / "configs" / "demo"
 
@@ -21,18 +22,8 @@ DEMO = Path(__file__).resolve().parents[1] / "configs" / "demo"
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("export")
-    for f in DEMO.iterdir():
-        if f.is_file():
-            shutil.copy(f, folder / f.name)
-    raw = yaml.safe_load((folder / "demo-2011-06-28.yaml").read_text())
-    bm = raw["block_model"]
-    bm["block_size"] = [10.0, 10.0, 10.0]
-    bm["shape"] = [int(np.ceil(n / 2)) for n in bm["shape"]]
-    bm["subcells"] = [2, 2, 2]
-    raw["output"] = {"path": "run", "exports": [{"format": "csv", "profile": "datamine"},
-                                                {"format": "parquet"}]}  # fmt: skip
-    cfg = folder / "x.yaml"
-    cfg.write_text(yaml.safe_dump(raw, sort_keys=False))
+    cfg, _ = coarse_demo(folder, "x.yaml", output={
+        "path": "run", "exports": [{"format": "csv", "profile": "datamine"}, {"format": "parquet"}]})
     assert main(["run", str(cfg), "--quiet"]) == 0
     # run again: every stage reused, the exports written again from the reused block model
     assert main(["run", str(cfg), "--quiet"]) == 0

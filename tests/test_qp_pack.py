@@ -16,6 +16,7 @@ import yaml
 from estimator.analysis import significant
 from estimator.cli import main
 from estimator.pipeline import verify_run_folder
+from helpers import coarse_demo
 
 DEMO = Path(__file__).resolve().parents[1] / "configs" / "demo"
 
@@ -24,17 +25,7 @@ DEMO = Path(__file__).resolve().parents[1] / "configs" / "demo"
 def demo_run(tmp_path_factory):
     """The demo's first tranche on 10 m blocks (a quick run with every section)."""
     folder = tmp_path_factory.mktemp("qp")
-    for f in DEMO.iterdir():
-        if f.is_file():
-            shutil.copy(f, folder / f.name)
-    raw = yaml.safe_load((folder / "demo-2011-06-28.yaml").read_text())
-    bm = raw["block_model"]
-    bm["block_size"] = [10.0, 10.0, 10.0]
-    bm["shape"] = [int(np.ceil(n / 2)) for n in bm["shape"]]
-    bm["subcells"] = [2, 2, 2]
-    raw["output"] = "run"
-    cfg = folder / "qp.yaml"
-    cfg.write_text(yaml.safe_dump(raw, sort_keys=False))
+    cfg, raw = coarse_demo(folder, "qp.yaml")
     assert main(["run", str(cfg), "--quiet"]) == 0
     return folder / "run", raw
 
