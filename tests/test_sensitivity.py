@@ -22,9 +22,13 @@ CAPS = (2.0, 3.0, 4.0, 5.0, 6.0)
 def study(tmp_path_factory):
     folder = tmp_path_factory.mktemp("study")
     first, _ = _world(folder, "extension", 21)
+    assays = pd.read_csv(folder / "a1.csv")  # a check-assay column beside the grade
+    assays["au_check"] = np.round(assays["au"] * 1.1 + 0.05, 3)
+    assays.to_csv(folder / "a1.csv", index=False)
     raw = yaml.safe_load(first.read_text())
     raw["sensitivity"] = [
         *({"name": f"cap{c:g}", "capping": {"ore": {"au": c}}} for c in CAPS),
+        {"name": "check", "data": {"columns": {"au": "au_check"}}},  # another grade column
         {"name": "cutoffs", "report": {"cutoffs": [0, 0.5, 1, 1.5, 2, 3]}},
         {"name": "wide", "estimation": {"passes": [
             {"ranges": [45, 30, 12], "angles": [20, 0, 0], "min_samples": 4, "max_samples": 10}]}},
@@ -64,7 +68,7 @@ def test_each_variant_equals_its_own_run(study, tmp_path):
         assert (got / "grade_tonnage.csv").read_bytes() == (
             tmp_path / name / "grade_tonnage.csv").read_bytes()  # fmt: skip
         how = meta["variants"][name]
-        if name.startswith("cap"):
+        if name.startswith("cap") or name == "check":
             assert how["reweighted"] is True, name  # the base's weights, no kriging
         elif name == "cutoffs":  # never krige again: the composites are the base's
             assert how["estimate"] == "reused"
@@ -78,7 +82,8 @@ def test_the_combined_table_and_plot(study):
     table = pd.read_csv(folder / "study" / "sensitivity" / "sensitivity.csv")
     assert list(table.columns[:7]) == ["variant", "domain", "class", "cutoff", "tonnes",
                                        "grade", "metal"]  # fmt: skip
-    assert set(table["variant"]) == {"base", "cutoffs", "wide", *(f"cap{c:g}" for c in CAPS)}
+    assert set(table["variant"]) == {"base", "cutoffs", "wide", "check",
+                                     *(f"cap{c:g}" for c in CAPS)}  # fmt: skip
     total = table[(table["domain"] == "total") & (table["class"] == "all")
                   & (table["cutoff"] == 0)].set_index("variant")  # fmt: skip
     # lower caps, less metal (same tonnes at cut-off 0)
