@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from estimator import __version__
@@ -1095,9 +1096,17 @@ def study(
     folder = Path(out) if out is not None else Path(cfg.output.path)
     variants = variant_configs(cfg)
     study_dir = folder / "sensitivity"
+    size = _weights_bytes(cfg)
+    keep = size <= MAX_WEIGHTS_BYTES
+    if not keep:
+        log.warning(
+            "sensitivity: the kriging weights of this model would take %.1f GB on disk (over "
+            "%.0f GB): not kept; variants that change only values are estimated instead",
+            size / 1e9, MAX_WEIGHTS_BYTES / 1e9,
+        )  # fmt: skip
     t0 = time.perf_counter()
     base = run(cfg, out=folder, scheduler=scheduler, progress=progress, reuse=reuse,
-               weights={"keep": _weights_dir(study_dir, cfg, folder)})  # fmt: skip
+               weights={"keep": _weights_dir(study_dir, cfg, folder)} if keep else None)  # fmt: skip
     times = {"base": time.perf_counter() - t0}
     weights_dir = _weights_dir(study_dir, cfg, folder, base)
     states = {}
@@ -1131,6 +1140,19 @@ def study(
     if fig is not None:
         output.save_figure(study_dir / "sensitivity.png", fig)
     return base, states, table
+
+
+#: A study keeps the base's kriging weights only below this size on disk.
+MAX_WEIGHTS_BYTES = 8e9
+
+
+def _weights_bytes(cfg: RunConfig) -> float:
+    """The most the kept weights can take: blocks x domains x grades x samples x 16 bytes."""
+    if cfg.block_model is None or cfg.estimation is None:
+        return 0.0
+    blocks = float(np.prod(cfg.block_model.shape)) * max(1, len(cfg.domains)) * len(cfg.grades)
+    samples = max(p["max_samples"] for p in cfg.estimation.resolved_passes())
+    return blocks * samples * 16.0
 
 
 def _weights_dir(study_dir: Path, cfg: RunConfig, folder: Path, state=None) -> Path:
