@@ -79,8 +79,10 @@ def cross_validate(
     folds: int | None = None,
     method: str = "ok",
     sk_mean: float | None = None,
+    leave: str = "hole",
 ) -> pd.DataFrame:
-    """Estimate every composite at point support from the other holes' composites.
+    """Estimate every composite at point support from the other holes' composites (or, with
+    ``leave="one"``, from every other composite, its own hole's included).
 
     Parameters
     ----------
@@ -101,6 +103,9 @@ def cross_validate(
         As :func:`estimator.kriging.estimate.estimate_blocks`.
     sk_mean : float, optional
         Declared mean for simple kriging.
+    leave : {"hole", "one"}
+        Leave out the composite's hole (or fold of holes), or only the composite itself (each
+        its own fold; ``folds`` is then ignored; the holes still count for ``max_per_hole``).
 
     Returns
     -------
@@ -116,7 +121,13 @@ def cross_validate(
         raise ValueError(msg)
     keep = np.isfinite(values) & np.all(np.isfinite(xyz), axis=1)
     xyz, values, holes = xyz[keep], values[keep], holes[keep]
-    fold = hole_folds(holes, folds) if values.size else np.zeros(0, np.int64)
+    if leave not in ("hole", "one"):
+        msg = f"cross-validation: leave={leave!r}; expected 'hole' or 'one'"
+        raise ValueError(msg)
+    if leave == "one":
+        fold = np.arange(values.size, dtype=np.int64)
+    else:
+        fold = hole_folds(holes, folds) if values.size else np.zeros(0, np.int64)
     codes = pd.factorize(pd.Series(holes.astype(str)))[0].astype(np.int64)
     n = values.size
     est, kv = np.full(n, np.nan), np.full(n, np.nan)

@@ -733,47 +733,6 @@ def _passes_for(passes, domain: str) -> list:
     return passes
 
 
-def _leave_one_out(xyz, values, holes, model, passes, method, sk_mean) -> pd.DataFrame:
-    """Each composite estimated from every other composite of the set (its hole included)."""
-    from estimator.kriging.estimate import estimate_blocks
-    from estimator.validation import COLUMNS
-
-    codes = pd.factorize(pd.Series(holes.astype(str)))[0].astype(np.int64)
-    n = values.size
-    est, kv = np.full(n, np.nan), np.full(n, np.nan)
-    used, pas = np.zeros(n, np.int64), np.zeros(n, np.int64)
-    offsets = np.zeros((1, 3))
-    keep = np.ones(n, dtype=bool)
-    for i in range(n if n > 1 else 0):
-        keep[i] = False
-        out = estimate_blocks(
-            xyz[i : i + 1], offsets, xyz[keep], values[keep], codes[keep], model, passes,
-            method, sk_mean=sk_mean,
-        )  # fmt: skip
-        keep[i] = True
-        est[i], kv[i] = out["estimate"][0], out["kv"][0]
-        used[i], pas[i] = out["n"][0], out["pass"][0]
-    err = est - values
-    with np.errstate(invalid="ignore", divide="ignore"):
-        std = np.where(kv > 0, err / np.sqrt(kv), np.nan)
-    return pd.DataFrame(
-        {
-            "hole_id": holes,
-            "x": xyz[:, 0],
-            "y": xyz[:, 1],
-            "z": xyz[:, 2],
-            "fold": np.arange(n, dtype=np.int64),
-            "true": values,
-            "estimate": est,
-            "error": err,
-            "kv": kv,
-            "std_error": std,
-            "n": used,
-            "pass": pas,
-        }
-    )[COLUMNS]
-
-
 def cv_statistics(table: pd.DataFrame) -> dict:
     """Error statistics of a cross-validation table (rows with an estimate).
 
@@ -868,12 +827,8 @@ def cross_validation(
             continue
         model = _model_for(models, d, grade, method)
         dpasses = _passes_for(passes, d)
-        if leave == "hole":
-            t = cross_validate(
-                xyz[ok], values[ok], holes[ok], model, dpasses, method=method, sk_mean=sk_mean
-            )
-        else:
-            t = _leave_one_out(xyz[ok], values[ok], holes[ok], model, dpasses, method, sk_mean)
+        t = cross_validate(xyz[ok], values[ok], holes[ok], model, dpasses, method=method,
+                           sk_mean=sk_mean, leave=leave)  # fmt: skip
         t.insert(0, "domain", d)
         tables.append(t)
         by_domain[d] = cv_statistics(t)
