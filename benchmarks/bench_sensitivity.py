@@ -67,7 +67,7 @@ def engine(blocks: int, repeat_caps=CAPS) -> dict:
     sys.path.insert(0, str(Path(__file__).parent))
     from bench_update import _chunk_hashes, _estimate, extension_plans
 
-    from estimator.kriging.chunked import Previous
+    from estimator.kriging.updates import Previous
 
     _, plan = extension_plans(blocks)
     out = {"blocks": plan.grid.n_blocks}

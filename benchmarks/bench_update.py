@@ -156,7 +156,7 @@ def _chunk_hashes(store) -> dict:
 
 
 def compare(name, old_plan, new_plan, repeat, scheduler, workers, folder: Path) -> dict:
-    from estimator.kriging.chunked import Previous
+    from estimator.kriging.updates import Previous
 
     kwargs = {"scheduler": scheduler, "num_workers": workers}
     t_prev, prev, _ = _estimate(old_plan, folder / "previous.zarr", **kwargs)

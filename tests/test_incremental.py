@@ -1,4 +1,4 @@
-"""Tranche updates (kriging/chunked.py, ``estimate_to_store(previous=...)``): bit for bit a full run.
+"""Tranche updates (kriging/updates.py, ``estimate_to_store(previous=...)``): bit for bit a full run.
 
 A deposit is estimated from a first tranche of holes; a second tranche changes the samples in
 one of many ways (new holes at one end, infill in a gap that moves blocks to an earlier pass,
@@ -25,16 +25,15 @@ import pytest
 from estimator.config import parse_config
 from estimator.errors import EstimationWarning
 from estimator.io.blockstore import PLAN_ATTR, open_block_model, to_netcdf
-from estimator.kriging.chunked import (
+from estimator.kriging.chunked import ChunkPlan, estimate_to_store
+from estimator.kriging.updates import (
     _FIELD_WORDS,
     _NOT_NUMBERS,
     _SAMPLE_FIELDS,
-    ChunkPlan,
     Previous,
     _changed_samples,
     _increasing,
     can_reuse,
-    estimate_to_store,
     plan_digest,
 )
 from estimator.variography.models import Structure, VariogramModel

@@ -649,12 +649,13 @@ def _previous_estimate(previous: dict, source: Path, resources: dict) -> tuple[A
     variogram models, logged intervals) with this run's wireframes and topography; the block
     model records the digest of the plan it was made from, and an update goes ahead only
     when the two agree and the new plan differs in nothing but its samples
-    (:func:`estimator.kriging.chunked.can_reuse`), so a previous run made from other inputs
+    (:func:`estimator.kriging.updates.can_reuse`), so a previous run made from other inputs
     can only cost time, never give other numbers.
     """
     from pydantic import ValidationError
 
-    from estimator.kriging.chunked import ChunkPlan, Previous
+    from estimator.kriging.chunked import ChunkPlan
+    from estimator.kriging.updates import Previous
     from estimator.stages import domain_points
 
     stages = previous.get("stages", {})
@@ -1118,7 +1119,7 @@ def study(
             source=folder, incremental=True, weights={"from": weights_dir},
         )  # fmt: skip
         times[name] = time.perf_counter() - t1
-    from estimator.kriging.chunked import clear_previous_cache
+    from estimator.kriging.updates import clear_previous_cache
 
     clear_previous_cache()
     table = _sensitivity_table(folder, base, states)

@@ -31,7 +31,7 @@ Layout of ``blockmodel.zarr`` (SPEC section 5, readable with ``xarray.open_zarr`
   ``data.assays``; CF ``flag_values``/``flag_meanings`` and the exact names in
   ``tranche_names``), ``<g>_newest_n`` and ``<g>_newest_weight`` for the newest tranche.
 * **Plan digest.** The global attribute ``estimate_plan_sha256`` names every input of the
-  numbers (:func:`estimator.kriging.chunked.plan_digest`); it survives the NetCDF conversion,
+  numbers (:func:`estimator.kriging.updates.plan_digest`); it survives the NetCDF conversion,
   so an update can check that a previous model was made from the plan it is told about.
 * **Completion records.** After a chunk's arrays are written, a small JSON file records the
   plan id, the chunk's window, the SHA-256 of its data (:func:`chunk_sha256`) and the task's
