@@ -108,7 +108,8 @@ def main(argv=None) -> None:
     if args.engine_blocks:
         print(json.dumps({"engine": engine(args.engine_blocks)}, indent=1), flush=True)
     from estimator.config import load_config, variant_configs
-    from estimator.pipeline import run, study
+    from estimator.pipeline import run
+    from estimator.sensitivity import study
 
     with tempfile.TemporaryDirectory(prefix="bench-sens-") as tmp:
         folder = Path(tmp)

@@ -113,7 +113,7 @@ def test_a_wrong_variant_is_refused_at_load(tmp_path, capsys, variant, words):
 
 
 def test_the_headline_rows_of_a_study():
-    from estimator.pipeline import sensitivity_headline
+    from estimator.sensitivity import sensitivity_headline
 
     one = pd.DataFrame({"variant": ["base", "cap"], "domain": ["all", "all"],
                         "class": ["all", "all"], "cutoff": [0.0, 0.0],

@@ -120,7 +120,7 @@ def _run_one(path: str, args, client=None) -> None:
 
 def _run_study(cfg, args) -> None:
     """``estimator run`` of a config with ``sensitivity`` variants: the study and its summary."""
-    from estimator.pipeline import sensitivity_headline, study
+    from estimator.sensitivity import sensitivity_headline, study
 
     base, states, table = study(cfg, out=args.out, scheduler=args.scheduler,
                                 progress=_progress(args), reuse=not args.recompute)  # fmt: skip
