@@ -68,6 +68,14 @@ def test_export_command(run, tmp_path, capsys):
     assert "profile" in capsys.readouterr().err
     assert main(["export", str(tmp_path), "--format", "csv"]) == 2
     assert "run.json" in capsys.readouterr().err
+    # a file the run lists as its own (output.exports) is never replaced, --overwrite or not
+    own = run / "exports" / "blockmodel_datamine.csv"
+    before = own.read_bytes()
+    assert main(["export", str(run), "--format", "csv", "--profile", "datamine",
+                 "--overwrite"]) == 2  # fmt: skip
+    assert "is a file of the run" in capsys.readouterr().err
+    assert own.read_bytes() == before
+    verify_run_folder(run)
 
 
 def test_a_wrong_export_in_the_config_is_refused(tmp_path, capsys):

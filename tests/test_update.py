@@ -75,6 +75,11 @@ def test_update_after_a_new_tranche_equals_a_full_run(tranches, tmp_path):
     assert "release/intercepts.csv" in meta["outputs"]
     # the folder still verifies: report accepts it
     assert main(["report", str(tmp_path / "run"), "--quiet"]) == 0
+    # a diff asked into the update's own diff/ (or into the run folder) is refused
+    run = tmp_path / "run"
+    for out in (run / "diff", run):
+        assert main(["diff", str(run / "previous"), str(run), "--out", str(out), "--quiet"]) == 2
+    assert main(["report", str(run), "--quiet"]) == 0  # still intact
 
 
 def test_update_of_an_unchanged_config_recomputes_nothing(tranches, tmp_path):

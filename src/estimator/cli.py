@@ -249,8 +249,8 @@ def cmd_update(args) -> int:
 
 
 def cmd_diff(args) -> int:
-    from estimator.diffing import diff_runs
-    from estimator.pipeline import verify_run_folder
+    from estimator.diffing import DIFF_FILES, diff_runs
+    from estimator.pipeline import check_side_folder, verify_run_folder
 
     run_a, run_b = Path(args.run_a), Path(args.run_b)
     if args.out:
@@ -258,6 +258,7 @@ def cmd_diff(args) -> int:
     else:
         meta = verify_run_folder(run_a)
         out = run_b / "reports" / f"diff-{meta.get('run_id') or run_a.name}"
+    check_side_folder(out, "--out" if args.out else "diff folder", list(DIFF_FILES.values()))
     result = diff_runs(run_a, run_b, out, progress=_progress(args))
     if not args.quiet:
         print(result.text)
@@ -266,11 +267,16 @@ def cmd_diff(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from estimator.io.exports import export_run
-    from estimator.pipeline import verify_run_folder
+    from estimator.io.exports import export_name, export_run
+    from estimator.pipeline import check_side_folder, verify_run_folder
 
     run_dir = Path(args.run_dir)
     verify_run_folder(run_dir)  # the block model is the one the run wrote
+    target = Path(args.out) if args.out else run_dir / "exports"
+    if not args.out or target.is_dir():
+        target = target / export_name(args.format, args.profile)
+    # never over a file the run lists as its own (output.exports), even with --overwrite
+    check_side_folder(target.parent, "--out" if args.out else "export", [target.name])
     import warnings
 
     with warnings.catch_warnings(record=True) as caught:

@@ -422,6 +422,16 @@ class _Mismatch(Exception):
 # ---------------------------------------------------------------------------------------
 # the comparison
 # ---------------------------------------------------------------------------------------
+#: The files a diff writes, by key.
+DIFF_FILES = {
+    "diff": "diff.csv", "diff_summary": "diff_summary.csv",
+    "class_migration": "class_migration.csv",
+    "holes_driving_change": "holes_driving_change.csv",
+    "plot_diff_plan": "plots/diff_plan.png", "plot_diff_section": "plots/diff_section.png",
+    "diff_json": "diff.json",
+}  # fmt: skip
+
+
 def diff_runs(run_a: Path, run_b: Path, out: Path, *, progress: bool = False) -> DiffResult:
     """Compare finished run A (before) with run B (after) and write the diff into ``out``.
 
@@ -499,13 +509,7 @@ def diff_runs(run_a: Path, run_b: Path, out: Path, *, progress: bool = False) ->
     summary = _summary(a, b, pair.report_grade, list(b.cfg.report.cutoffs))
     migration = _migration_table(comp.migration, pair.domains)
     holes = _holes_table(att, status, grades, totals, b.metal_unit)
-    files = {
-        "diff": "diff.csv", "diff_summary": "diff_summary.csv",
-        "class_migration": "class_migration.csv",
-        "holes_driving_change": "holes_driving_change.csv",
-        "plot_diff_plan": "plots/diff_plan.png", "plot_diff_section": "plots/diff_section.png",
-        "diff_json": "diff.json",
-    }  # fmt: skip
+    files = DIFF_FILES
     output.write_csv(out / files["diff_summary"], summary)
     output.write_csv(out / files["class_migration"], migration)
     output.write_csv(out / files["holes_driving_change"], holes)

@@ -838,23 +838,45 @@ def _finish_failed(state: RunState, folder: Path, previous, done, err) -> None:
         log.exception("could not save the outputs of the failed run")
 
 
-@contextlib.contextmanager
-def _side_folder(folder: Path, what: str, inputs, names):
-    """A folder for a command that is not the run (check, intercepts, report)."""
+def check_side_folder(folder: Path, what: str, names, inputs=()) -> Path:
+    """Refuse a folder for a command that is not the run (check, intercepts, report, diff,
+    export) when it is a run folder, or when one of the files ``names`` it writes there is a
+    file a run folder above it lists as its own (``diff/`` of an update, say)."""
+    folder = Path(folder)
     output.check_output_folder(folder, what=what)
     output.check_no_input_overwritten(folder, inputs, names, what=what)
-    meta = folder / "run.json"
-    if meta.is_file():
+    for top in (folder, *folder.resolve().parents):
+        meta = top / "run.json"
+        if not meta.is_file():
+            continue
         try:
             doc = output.read_json(meta, "run record")
         except DataError:
             doc = {}
-        if doc.get("command", "run") == "run":
+        if doc.get("command", "run") != "run":
+            continue
+        if top == folder:
             msg = (
                 f"{what}: {folder} is the folder of an estimator run; this command writes its "
                 "own files and never over a run's: give another folder"
             )
             raise DataError(msg)
+        rel = folder.resolve().relative_to(top.resolve())
+        theirs = [n for n in names if (rel / n).as_posix() in doc.get("outputs", {})]
+        if theirs:
+            msg = (
+                f"{what}: {folder / theirs[0]} is a file of the run in {top} (listed in its "
+                "run.json); this command never writes over a run's files: give another folder"
+            )
+            raise DataError(msg)
+        break
+    return folder
+
+
+@contextlib.contextmanager
+def _side_folder(folder: Path, what: str, inputs, names):
+    """A folder for a command that is not the run (check, intercepts, report)."""
+    check_side_folder(folder, what, names, inputs)
     with output.folder_lock(folder):
         output.remove_leftovers(folder)
         yield folder

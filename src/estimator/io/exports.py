@@ -114,7 +114,7 @@ from estimator.blockmodel.grid import DIMS, BlockGrid, grid_from_attrs
 from estimator.errors import DataError, EstimationWarning
 from estimator.io.output import atomic_path
 
-__all__ = ["FORMATS", "PROFILES", "export_blockmodel", "export_run", "iter_rows"]
+__all__ = ["FORMATS", "PROFILES", "export_blockmodel", "export_name", "export_run", "iter_rows"]
 
 #: Export formats and their file extensions.
 FORMATS = {"csv": ".csv", "parquet": ".parquet", "omf": ".omf", "vtk": ".vts"}
@@ -806,6 +806,13 @@ def _run_drillholes(run: Path, grades: Sequence[str]) -> pd.DataFrame | None:
     return out
 
 
+def export_name(fmt: str, profile: str | None = None) -> str:
+    """The file name an export takes by default: ``blockmodel[_<profile>].<ext>``."""
+    fmt = _check_format(fmt)
+    key = _check_profile(profile, fmt)
+    return f"blockmodel{'_' + key if key else ''}{FORMATS[fmt]}"
+
+
 def export_run(
     run_dir: str | Path,
     fmt: str,
@@ -845,6 +852,7 @@ def export_run(
 
     fmt = _check_format(fmt)
     key = _check_profile(profile, fmt)
+    name = export_name(fmt, key)
     run = Path(run_dir)
     if not run.is_dir():
         msg = f"run_dir {run}: no such run folder"
@@ -854,7 +862,6 @@ def export_run(
         raise DataError(msg)
     record = read_json(run / "run.json", what="run record")
     config = record.get("config") or {}
-    name = f"blockmodel{'_' + key if key else ''}{FORMATS[fmt]}"
     if out is None:
         target = run / "exports" / name
     else:
