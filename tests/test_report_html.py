@@ -21,7 +21,7 @@ import yaml
 
 from estimator.cli import main
 from estimator.errors import DataError
-from estimator.report_html import (
+from estimator.io.report_html import (
     NOT_PRODUCED,
     PNG_SIGNATURE,
     _table,

@@ -1119,7 +1119,7 @@ def _write_exports(state: RunState, done: str | None) -> list[str]:
 def _write_page(folder: Path) -> bool:
     """Write ``report.html`` of the run in ``folder``; a page that cannot be made is said so
     and never costs the run."""
-    from estimator.report_html import write_report
+    from estimator.io.report_html import write_report
 
     try:
         write_report(folder)
