@@ -441,6 +441,22 @@ def _nn_values(ds, composites, grade, nn) -> np.ndarray:
     return np.asarray(nn.transpose(*DIMS).values, dtype=float)
 
 
+def _inputs(ds, composites, grade, weights, density, nn) -> tuple:
+    """What :func:`global_bias` and :func:`swaths` both check and read first: the composites,
+    their weights, the domains and densities, the geometry, and the fraction, estimate and
+    nearest-neighbour arrays."""
+    _check_model(ds, grade)
+    comps = _composites(composites, grade, ds)
+    w_all = _weights(composites, weights)
+    domains = _domains(ds)
+    dens = _density(density, domains)
+    geo = _geometry(ds)
+    frac = _values(ds, "fraction").astype(float)
+    est = _values(ds, grade).astype(float)
+    nnv = _nn_values(ds, composites, grade, nn)
+    return comps, w_all, domains, dens, geo, frac, est, nnv
+
+
 # -- global bias -----------------------------------------------------------------------------
 def global_bias(
     ds: xr.Dataset,
@@ -477,15 +493,9 @@ def global_bias(
         ``estimate_mean`` and ``nn_mean`` of the same blocks, and the bias of the estimate
         against each reference in percent (``bias_declustered_pct``, ``bias_nn_pct``).
     """
-    _check_model(ds, grade)
-    comps = _composites(composites, grade, ds)
-    w_all = _weights(composites, weights)
-    domains = _domains(ds)
-    dens = _density(density, domains)
-    geo = _geometry(ds)
-    frac = _values(ds, "fraction").astype(float)
-    est = _values(ds, grade).astype(float)
-    nnv = _nn_values(ds, composites, grade, nn)
+    comps, w_all, domains, dens, geo, frac, est, nnv = _inputs(
+        ds, composites, grade, weights, density, nn
+    )
     rows = []
     for i, d in enumerate(domains):
         sel = (comps["domain"] == d).to_numpy() & np.isfinite(comps[grade].to_numpy(float))
@@ -561,15 +571,9 @@ def swaths(
     if not (np.isfinite(width) and width > 0):
         msg = f"swaths: width {width!r} along {axis}; expected a positive length in data units"
         raise ConfigError(msg)
-    _check_model(ds, grade)
-    comps = _composites(composites, grade, ds)
-    w_all = _weights(composites, weights)
-    domains = _domains(ds)
-    dens = _density(density, domains)
-    geo = _geometry(ds)
-    frac = _values(ds, "fraction").astype(float)
-    est = _values(ds, grade).astype(float)
-    nnv = _nn_values(ds, composites, grade, nn)
+    comps, w_all, domains, dens, geo, frac, est, nnv = _inputs(
+        ds, composites, grade, weights, density, nn
+    )
     o = geo.edge(axis)
     a = AXES.index(axis)
     centres = getattr(geo, axis)
