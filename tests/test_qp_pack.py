@@ -15,6 +15,7 @@ import yaml
 
 from estimator.analysis import significant
 from estimator.cli import main
+from estimator.config import load_config
 from estimator.pipeline import verify_run_folder
 from helpers import coarse_demo
 
@@ -177,3 +178,31 @@ def test_a_wrong_value_in_each_new_key_is_refused(tmp_path, capsys, path, value,
     assert main(["check", str(cfg)]) == 2
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err
+
+
+def test_simple_kriging_cross_validates_with_each_domains_mean(tmp_path):
+    from estimator.estimation import search_passes
+    from estimator.io.artefacts import load_models
+    from estimator.validation import cross_validate
+    from test_update_random import _world
+
+    first, _ = _world(tmp_path, "extension", 7)
+    raw = yaml.safe_load(first.read_text())
+    raw["estimation"]["method"] = "sk"
+    raw["estimation"]["sk_mean"] = {"ore": 1.1, "cap": {"au": 0.9}}
+    raw["validation"] = {"enabled": True}
+    first.write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert main(["run", str(first), "--quiet"]) == 0
+    run = tmp_path / "run"
+    table = pd.read_csv(run / "validation" / "validation_cross_au.csv")
+    comps = pd.read_csv(run / "composites.csv")
+    models = load_models(run / "variograms.yaml")
+    cfg = load_config(first)
+    for dom, mean in (("ore", 1.1), ("cap", 0.9)):
+        c = comps[comps["domain"] == dom]
+        direct = cross_validate(c[["x", "y", "z"]].to_numpy(), c["au"].to_numpy(),
+                                c["hole_id"].to_numpy(), models[dom]["au"], search_passes(cfg),
+                                method="sk", sk_mean=mean)  # fmt: skip
+        got = table[table["domain"] == dom]
+        np.testing.assert_allclose(got["estimate"].to_numpy(), direct["estimate"].to_numpy(),
+                                   rtol=1e-12, equal_nan=True)  # fmt: skip

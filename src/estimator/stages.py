@@ -494,6 +494,7 @@ def stage_validation(ctx: StageContext) -> dict:
     """The validation pack of every grade: bias against the declustered composites and a
     nearest-neighbour model, swaths, cross-validation, plan and section, distances by class."""
     from estimator.estimation import search_passes
+    from estimator.kriging.parallel import _per
     from estimator.validation_pack import validation_pack
 
     cfg = ctx.config
@@ -524,12 +525,15 @@ def stage_validation(ctx: StageContext) -> dict:
     files: dict[str, Any] = {}
     summaries = []
     for g in cfg.grades:
-        sk = cfg.estimation.sk_mean
+        sk_mean = (
+            {d: _per(cfg.estimation.sk_mean, d, g, "sk_mean") for d in cfg.domain_names}
+            if cfg.estimation.method == "sk" else None
+        )  # as the estimate: simple kriging's mean per domain and grade
         pack = validation_pack(
             ds, comps, g, ctx.inputs["models"], passes, weights=weights, density=density,
             swath_widths=settings.swath_width, method=cfg.estimation.method,
             leave="hole" if settings.cross_validation == "none" else settings.cross_validation,
-            sk_mean=sk if isinstance(sk, float) else None,
+            sk_mean=sk_mean,
             cross_validate=settings.cross_validation != "none",
         )  # fmt: skip
         files |= {f"validation/{k}.csv": t for k, t in pack.tables().items()}

@@ -772,7 +772,7 @@ def cross_validation(
     *,
     method: str = "ok",
     leave: str = "hole",
-    sk_mean: float | None = None,
+    sk_mean: float | Mapping[str, float] | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Leave-one-out or leave-one-hole-out cross-validation of the composites, per domain.
 
@@ -792,7 +792,8 @@ def cross_validation(
     leave : {"one", "hole"}
         Leave each composite out on its own (``one``: the rest of its hole still informs it) or
         with its whole hole (``hole``, the fair test of a block estimate).
-    sk_mean : float, optional
+    sk_mean : float or mapping, optional
+        Simple kriging's mean: one value, or one per domain (``{domain: mean}``).
         Simple kriging mean.
 
     Returns
@@ -831,8 +832,9 @@ def cross_validation(
             continue
         model = _model_for(models, d, grade, method)
         dpasses = _passes_for(passes, d)
+        mean = sk_mean.get(d) if isinstance(sk_mean, Mapping) else sk_mean
         t = cross_validate(xyz[ok], values[ok], holes[ok], model, dpasses, method=method,
-                           sk_mean=sk_mean, leave=leave)  # fmt: skip
+                           sk_mean=mean, leave=leave)  # fmt: skip
         t.insert(0, "domain", d)
         tables.append(t)
         by_domain[d] = cv_statistics(t)
@@ -1137,7 +1139,7 @@ def validation_pack(
     swath_widths=None,
     method: str = "ok",
     leave: str = "hole",
-    sk_mean: float | None = None,
+    sk_mean: float | Mapping[str, float] | None = None,
     cross_validate: bool = True,
     plots: bool = True,
 ) -> ValidationPack:
