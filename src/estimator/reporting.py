@@ -123,13 +123,39 @@ def _table_setup(ds, grade, cutoffs, metal_factor, classes, grade_unit):
 def _class_labels(values: np.ndarray, attrs: Mapping | None = None) -> np.ndarray:
     """Class labels as strings; NaN/None/empty become "" (unclassified).
 
-    Integer codes with a ``class_names`` attribute (the chunked store's ``class``: 0 =
-    unclassified, k = the k-th name) are turned into their names.
+    Integer codes (the chunked store's ``class``: 0 = unclassified, k = the k-th class) are
+    turned into their names by the ``class_names`` attribute or, without it, by CF
+    ``flag_values``/``flag_meanings``; a code neither names is a DataError.
     """
-    names = (attrs or {}).get("class_names")
-    if names is not None and values.dtype.kind in "iu":
-        lookup = np.array(["", *(str(n) for n in np.ravel(names))], dtype=object)
-        return lookup[values]
+    from estimator.errors import DataError
+
+    attrs = attrs or {}
+    values = np.asarray(values)
+    if values.dtype.kind in "iu":
+        names = attrs.get("class_names")
+        if names is None and "flag_meanings" in attrs:
+            meanings = str(attrs["flag_meanings"]).split()
+            codes = np.ravel(attrs.get("flag_values", range(len(meanings)))).astype(int)
+            lookup = dict(zip(codes.tolist(), meanings, strict=False))
+            lookup[0] = ""
+            uniq = np.unique(values)
+            unknown = [int(c) for c in uniq if int(c) not in lookup]
+            if unknown:
+                msg = f"block model: class codes {unknown} are not in flag_values {codes.tolist()}"
+                raise DataError(msg)
+            out = np.empty(values.shape, dtype=object)
+            for c in uniq:
+                out[values == c] = lookup[int(c)]
+            return out
+        if names is not None:
+            names = [str(n) for n in np.ravel(names)]
+            if values.size and int(values.max()) > len(names):
+                msg = (
+                    f"block model: class code {int(values.max())} but only {len(names)} class "
+                    f"names ({names}) in the class_names attribute"
+                )
+                raise DataError(msg)
+            return np.array(["", *names], dtype=object)[values]
     if values.dtype.kind in "fc":
         out = np.full(values.shape, "", dtype=object)
         ok = np.isfinite(values)

@@ -971,40 +971,9 @@ def plan_section(
 # -- distance to the data by class -----------------------------------------------------------
 def _class_labels(ds: xr.Dataset) -> np.ndarray:
     """Class label of every block ``(domain, z, y, x)``; "" = unclassified."""
-    var = ds["class"]
-    values = _values(ds, "class")
-    if values.dtype.kind in "iu":
-        names = var.attrs.get("class_names")
-        if names is None and "flag_meanings" in var.attrs:
-            meanings = str(var.attrs["flag_meanings"]).split()
-            codes = np.ravel(var.attrs.get("flag_values", range(len(meanings)))).astype(int)
-            lookup = dict(zip(codes.tolist(), meanings, strict=False))
-            lookup[0] = ""
-            uniq = np.unique(values)
-            unknown = [int(c) for c in uniq if int(c) not in lookup]
-            if unknown:
-                msg = f"block model: class codes {unknown} are not in flag_values {codes.tolist()}"
-                raise DataError(msg)
-            out = np.empty(values.shape, dtype=object)
-            for c in uniq:
-                out[values == c] = lookup[int(c)]
-            return out
-        names = [] if names is None else [str(n) for n in np.ravel(names)]
-        if values.size and int(values.max()) > len(names):
-            msg = (
-                f"block model: class code {int(values.max())} but only {len(names)} class names "
-                f"({names}) in the class_names attribute"
-            )
-            raise DataError(msg)
-        return np.array(["", *names], dtype=object)[values]
-    if values.dtype.kind in "fc":
-        out = np.full(values.shape, "", dtype=object)
-        ok = np.isfinite(values)
-        out[ok] = [f"{v:g}" for v in values[ok]]
-        return out
-    out = values.astype(object)
-    out[pd.isna(out)] = ""
-    return out.astype(str).astype(object)
+    from estimator.reporting import _class_labels as labels
+
+    return labels(_values(ds, "class"), ds["class"].attrs)
 
 
 def _class_order(ds: xr.Dataset, labels: np.ndarray) -> list[str]:
