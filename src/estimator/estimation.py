@@ -196,8 +196,10 @@ def estimate_stage(
         )
     for w in caught:
         warnings.warn(str(w.message), EstimationWarning, stacklevel=2)
+    from estimator.kriging.chunked import pass_majors
+
     frac = ds["fraction"].values
-    majors = np.array([np.nan] + [float(max(p.ranges)) for p in search_passes(cfg)])
+    majors = pass_majors(search_passes(cfg))
     for g in cfg.grades:
         # pass -1: outside the domain (fraction 0); 0: inside but not estimated
         passes = np.array(ds[f"{g}_pass"].values)

@@ -451,7 +451,7 @@ def _derived(plan: ChunkPlan) -> _Derived:
                 if rules else None,
                 offsets=plan.grid.discretisation_offsets(plan.discretisation),
                 reach=search_reach(plan.passes, plan.grid),
-                majors=np.array([np.nan] + [float(max(p.ranges)) for p in plan.passes]),
+                majors=pass_majors(plan.passes),
             )  # fmt: skip
             plan.__dict__["_cache"] = cached
     return cached
@@ -628,11 +628,16 @@ def smooth_store(store, plan: ChunkPlan, min_blocks: int) -> dict:
     return {"min_blocks": int(min_blocks), **counts}
 
 
+def pass_majors(passes: Sequence) -> np.ndarray:
+    """Major range of each search pass by pass number (index 0, no pass: NaN)."""
+    return np.array([np.nan] + [float(max(p.ranges)) for p in passes])
+
+
 def search_units(dist: np.ndarray, passes: np.ndarray, search: Sequence) -> np.ndarray:
     """``<g>_dist`` (data units along the major axis of the pass's ellipsoid) in units of the
     search ellipsoid of the pass that estimated the block (1 = its edge); NaN where no pass
     did."""
-    majors = np.array([np.nan] + [float(max(p.ranges)) for p in search])
+    majors = pass_majors(search)
     which = np.clip(np.nan_to_num(np.asarray(passes, dtype=float)), 0, len(majors) - 1)
     return np.asarray(dist, dtype=float) / majors[which.astype(np.int64)]
 
