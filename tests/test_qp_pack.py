@@ -206,3 +206,14 @@ def test_simple_kriging_cross_validates_with_each_domains_mean(tmp_path):
         got = table[table["domain"] == dom]
         np.testing.assert_allclose(got["estimate"].to_numpy(), direct["estimate"].to_numpy(),
                                    rtol=1e-12, equal_nan=True)  # fmt: skip
+
+
+def test_a_rereport_at_other_cutoffs_leaves_the_statement_to_the_run(demo_run, tmp_path):
+    run, raw = demo_run
+    assert raw["report"]["statement"]["cutoff"] == 2
+    out = tmp_path / "rereport"
+    assert main(["report", str(run), "--cutoffs", "0", "3.5", "--out", str(out), "--quiet"]) == 0
+    table = pd.read_csv(out / "grade_tonnage.csv")
+    assert sorted(table["cutoff"].unique()) == [0.0, 3.5]
+    assert not (out / "resource_statement.csv").exists()
+    verify_run_folder(run)  # the run's own statement untouched

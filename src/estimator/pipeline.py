@@ -1220,7 +1220,9 @@ def rereport(run_dir: Path, cutoffs: list[float] | None = None, out: str | Path 
     meta = verify_run_folder(run_dir)
     raw = dict(meta["config"])
     if cutoffs is not None:
-        raw["report"] = {**(raw.get("report") or {}), "cutoffs": list(cutoffs)}
+        # a re-report is a grade-tonnage table: the run's statement (at its own cut-off) is not
+        # part of it
+        raw["report"] = {**(raw.get("report") or {}), "cutoffs": list(cutoffs), "statement": None}
     cfg = parse_config(raw, source=f"{run_dir / 'run.json'}", check_files=False)
     folder = Path(out) if out is not None else run_dir / "reports" / report_label(cutoffs)
     if folder.resolve() == run_dir.resolve():
